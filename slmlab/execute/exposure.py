@@ -1,0 +1,81 @@
+"""Let the unprivileged sandbox uids reach the interpreter when the harness runs as root.
+
+A Python installed under a private directory (pyenv under /root, mode 0700) cannot be run or
+imported from by another uid. As root, a worker moves itself into a private mount namespace where
+each such private ancestor is covered by an empty tmpfs into which only the interpreter's own
+directories are bind-mounted read-only: the sandbox reaches Python and nothing else that directory
+held (it also hides /root's other files). The host's mounts are not touched (private propagation).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import stat
+
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = (
+    1,
+    2,
+    4,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
+
+
+def private_ancestor(path: str) -> str | None:
+    """The first directory on the way to `path` that other users cannot traverse, if any."""
+    current = "/"
+    for part in [p for p in os.path.abspath(path).split("/") if p]:
+        current = os.path.join(current, part)
+        try:
+            mode = os.stat(current).st_mode
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def expose(paths: list[str]) -> list[str]:
+    """Make `paths` reachable by every uid in this process's (new) mount namespace.
+
+    Returns the private ancestors that were covered; [] when nothing needed it. Raises OSError
+    when it is needed but not permitted (no CAP_SYS_ADMIN).
+    """
+    needed: dict[str, list[str]] = {}
+    for path in paths:
+        ancestor = private_ancestor(path)
+        if ancestor is not None and ancestor != path:
+            needed.setdefault(ancestor, []).append(path)
+    if not needed:
+        return []
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
+
+    check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+    # Opened inside the new namespace (a bind source must be a mount of the caller's namespace) and
+    # before the tmpfs hides them.
+    fds = {path: os.open(path, os.O_PATH) for paths_ in needed.values() for path in paths_}
+    for ancestor, inside in needed.items():
+        check(
+            libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755"),
+            f"tmpfs on {ancestor}",
+        )
+        for path in sorted(inside, key=len):
+            os.makedirs(path, exist_ok=True)
+            source = f"/proc/self/fd/{fds[path]}".encode()
+            check(libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
+            check(
+                libc.mount(None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
+                f"read-only {path}",
+            )
+    for fd in fds.values():
+        os.close(fd)
+    return sorted(needed)

@@ -1,0 +1,183 @@
+"""Steps that turn a freshly started process into a sandboxed one.
+
+Used by every tier: in the forked child of the `process` tier, in the runner started by `bwrap`,
+and (rlimits, privileges and environment only) in the `subprocess` tier. Each step is a function so
+that the tiers compose them, and `Hardening` says which steps apply.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import resource
+import signal
+import site
+import socket
+import sys
+from dataclasses import dataclass, field
+
+from slmlab.execute import landlock
+from slmlab.execute.limits import Limits
+
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+SYSTEM_READ_PATHS = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys/devices/system/cpu"]
+DEVICE_FILES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+
+# Namespace flags of clone(2): creating namespaces is how a process regains capabilities.
+_CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+_DENIED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "unshare", "setns",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open", "userfaultfd",
+    "keyctl", "add_key", "request_key", "mount", "umount2", "pivot_root", "chroot", "swapon", "swapoff",
+    "reboot", "kexec_load", "init_module", "finit_module", "delete_module",
+)  # fmt: skip
+
+
+@dataclass
+class Hardening:
+    """Which containment steps a sandboxed process applies to itself (picklable, JSON-able)."""
+
+    uid: int | None = None  # drop to this uid/gid (only when the harness runs as root)
+    landlock_abi: int = 0  # 0: no Landlock
+    seccomp: bool = False
+    read_paths: list[str] = field(default_factory=list)
+    nproc_base: int = 0  # processes the uid already has (RLIMIT_NPROC counts them all)
+
+
+def python_read_paths() -> list[str]:
+    """Directories the sandboxed interpreter must read: its prefixes, site dirs and slmlab itself."""
+    import slmlab
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths.update(site.getsitepackages())
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(slmlab.__file__))))
+    return sorted(p for p in paths if p and os.path.isdir(p))
+
+
+def set_rlimits(limits: Limits, nproc_base: int = 0) -> None:
+    memory = limits.memory_mb * 1024 * 1024
+    settings = {
+        resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1),
+        resource.RLIMIT_AS: (memory, memory),
+        resource.RLIMIT_FSIZE: (limits.output_bytes, limits.output_bytes),
+        resource.RLIMIT_NOFILE: (limits.max_open_files, limits.max_open_files),
+        resource.RLIMIT_CORE: (0, 0),
+        resource.RLIMIT_NPROC: (nproc_base + limits.max_processes, nproc_base + limits.max_processes),
+    }
+    for which, (soft, hard) in settings.items():
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:  # an ordinary user cannot raise a hard limit
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+
+
+def drop_privileges(uid: int) -> None:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def clean_environment(workdir: str) -> None:
+    os.environ.clear()
+    os.environ.update(
+        {
+            "PATH": SAFE_PATH,
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+        }
+    )
+
+
+def reset_signals() -> None:
+    for sig in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGCHLD,
+        signal.SIGPIPE,
+        signal.SIGXFSZ,
+        signal.SIGXCPU,
+    ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+
+
+def become_subreaper(die_with_parent: bool = True) -> None:
+    """Orphaned descendants are re-parented to us (so we can kill them); die if our parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if die_with_parent:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def build_seccomp_filter(signal_scoped: bool):
+    """A filter that blocks network sockets and kernel interfaces a test program never needs.
+
+    Blocked calls fail with EACCES/EPERM (the program sees PermissionError, which the runner
+    reports as a sandbox violation). Without Landlock's signal scoping, signals to process groups
+    (kill(-1), killpg) are blocked too. Returns None when libseccomp is not available.
+    """
+    try:
+        import pyseccomp as sc
+
+        flt = sc.SyscallFilter(defaction=sc.ALLOW)
+    except (ImportError, OSError, RuntimeError):
+        return None
+    flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+    for name in _DENIED_SYSCALLS:
+        try:
+            flt.add_rule(sc.ERRNO(errno.EPERM), name)
+        except (OSError, RuntimeError, ValueError):
+            pass  # not a syscall on this architecture
+    for flag in _CLONE_NAMESPACE_FLAGS:
+        flt.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # flags live in memory there; glibc falls back to clone
+    if not signal_scoped:
+        for name in ("kill", "tgkill"):
+            flt.add_rule(sc.ERRNO(errno.EPERM), name, sc.Arg(0, sc.MASKED_EQ, 0x80000000, 0x80000000))
+    return flt
+
+
+def seccomp_available() -> bool:
+    return build_seccomp_filter(signal_scoped=True) is not None
+
+
+def reroute_sys_path(fds: dict[str, int]) -> None:
+    """After dropping to a uid that cannot traverse the interpreter's installation (a Python under
+    /root), reach its directories through /proc/self/fd/N links to descriptors opened while root:
+    they bypass the permissions of the parent directories, and nothing else becomes readable."""
+    for i, entry in enumerate(sys.path):
+        if not entry or os.access(entry, os.X_OK):
+            continue
+        for path in sorted(fds, key=len, reverse=True):
+            if entry == path or entry.startswith(path + "/"):
+                sys.path[i] = f"/proc/self/fd/{fds[path]}{entry[len(path) :]}"
+                break
+    sys.path_importer_cache.clear()
+
+
+def harden(hardening: Hardening, limits: Limits, workdir: str, seccomp_filter=None) -> None:
+    """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
+    first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good)."""
+    set_rlimits(limits, hardening.nproc_base)
+    read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths + ["/proc/self"])
+    if hardening.uid is not None:
+        drop_privileges(hardening.uid)
+        reroute_sys_path(read_fds)
+    os.chdir(workdir)
+    clean_environment(workdir)
+    if hardening.landlock_abi:
+        landlock.restrict(
+            hardening.landlock_abi,
+            read_fds,
+            landlock.open_paths([workdir]),
+            landlock.open_paths(DEVICE_FILES),
+        )
+    if hardening.seccomp:
+        flt = seccomp_filter or build_seccomp_filter(signal_scoped=hardening.landlock_abi >= 6)
+        if flt is None:
+            raise OSError("seccomp was requested but libseccomp is not available")
+        flt.load()

