@@ -17,7 +17,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
-from slmlab.execute import landlock
+from slmlab.execute import landlock, runner
 from slmlab.execute.limits import Limits
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -169,6 +169,7 @@ def harden(hardening: Hardening, limits: Limits, workdir: str, seccomp_filter=No
         reroute_sys_path(read_fds)
     os.chdir(workdir)
     clean_environment(workdir)
+    runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
     if hardening.landlock_abi:
         landlock.restrict(
             hardening.landlock_abi,

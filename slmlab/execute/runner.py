@@ -31,6 +31,8 @@ TESTS_FILENAME = "tests.py"
 _MAX_DETAIL = 300
 _PRISTINE_BUILTINS = dict(vars(builtins))  # taken before any untrusted code runs
 _BLOCKED_ERRNOS = {errno.EPERM, errno.EACCES, errno.EROFS}
+# Directories the sandbox shows the program (set by harden); a missing path elsewhere was outside it.
+SANDBOX_ROOTS: list[str] = []
 
 # Bound before untrusted code runs, which may replace module attributes.
 _os_write, _os_close, _dumps = os.write, os.close, json.dumps
@@ -60,6 +62,13 @@ def _error_line(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def _outside_sandbox(filename) -> bool:
+    if not SANDBOX_ROOTS or not isinstance(filename, str) or not filename.startswith("/"):
+        return False
+    path = os.path.normpath(filename)
+    return not any(path == root or path.startswith(root.rstrip("/") + "/") for root in SANDBOX_ROOTS)
+
+
 def classify_exception(exc: BaseException, phase: str) -> dict:
     """Map an exception that escaped the program to an outcome record."""
     name = type(exc).__name__
@@ -80,6 +89,8 @@ def classify_exception(exc: BaseException, phase: str) -> dict:
         )
     elif isinstance(exc, OSError) and exc.errno in _BLOCKED_ERRNOS:
         record.update(status="sandbox_violation", detail=f"blocked operation: {name}: {message}")
+    elif isinstance(exc, FileNotFoundError) and _outside_sandbox(exc.filename):
+        record.update(status="sandbox_violation", detail=f"path outside the sandbox: {message}")
     elif isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
         record.update(status="sandbox_violation", detail=f"process limit reached: {message}")
     else:
@@ -178,6 +189,8 @@ def execute_and_report(payload: dict) -> None:
     The record is preceded by STARTED_MARKER, written before the program runs: a result file with
     the marker and no record means the program ended the process itself.
     """
+    nonce = payload.pop("nonce", "")  # lets the worker tell our record from one the program forged
+    pid = os.getpid()
     try:
         _os_write(RESULT_FD, STARTED_MARKER)
     except OSError:
@@ -186,12 +199,15 @@ def execute_and_report(payload: dict) -> None:
         record = run_program(payload["definitions"], payload["tests"], payload.get("entry_point"))
     except BaseException as exc:  # the harness itself failed (the program's errors are caught inside)
         record = {"status": "harness_error", "error_type": type(exc).__name__, "detail": _safe_text(exc)}
+    if os.getpid() != pid:  # a forked copy of the program ran to the end: only the original reports
+        os._exit(0)
+    record["nonce"] = nonce
     _flush_streams()
     leftovers = _reap_leftovers()
     if leftovers:
         record["leftover_processes"] = leftovers
     try:
-        _os_write(RESULT_FD, _dumps(record).encode())
+        _os_write(RESULT_FD, b"\n" + _dumps(record).encode() + b"\n")
     except OSError:
         pass  # the program closed our descriptor: no record, so the worker reports no_tests_run
 

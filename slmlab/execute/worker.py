@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -62,6 +63,7 @@ class Live:
     parked: bool = False
     killed_for: str | None = None
     proc: subprocess.Popen | None = None
+    nonce: str = ""
 
 
 def _children(pid: int) -> list[int]:
@@ -198,6 +200,8 @@ class Worker:
     # ---- launching ---------------------------------------------------------------------------
     def _launch(self, job_id: int, payload: dict, limits: Limits) -> None:
         self.seq += 1
+        nonce = secrets.token_hex(16)
+        payload = dict(payload, nonce=nonce)
         sample_dir = os.path.join(self.config.base_dir, f"s{self.seq}")
         workdir = os.path.join(sample_dir, "work")
         os.mkdir(sample_dir, 0o711)
@@ -224,7 +228,7 @@ class Worker:
         startup = 0.0 if proc is None else 0.25  # a fresh interpreter needs time to start
         park_at = now + startup + limits.park_after_s if limits.park_after_s is not None else None
         self.live[pid] = Live(job_id, payload, limits, pid, uid, sample_dir, now, now + startup + limits.timeout_s,
-                              park_at, proc=proc)  # fmt: skip
+                              park_at, proc=proc, nonce=nonce)  # fmt: skip
 
     def _hardening_for(self, uid: int | None) -> Hardening:
         return Hardening(**{**self.config.hardening, "uid": uid})
@@ -355,14 +359,16 @@ class Worker:
         limits = live.limits
         raw = _read_head(os.path.join(live.sample_dir, "res"), 1 << 16)
         started = raw.startswith(STARTED_MARKER)
-        record = None
-        if started:
-            raw = raw[len(STARTED_MARKER) :]
-        if raw.strip():
+        record, forged = None, 0
+        for line in raw[len(STARTED_MARKER) :].splitlines() if started else raw.splitlines():
             try:
-                record = json.loads(raw)
+                candidate = json.loads(line)
             except ValueError:
-                record = None
+                candidate = None
+            if isinstance(candidate, dict) and candidate.get("nonce") == live.nonce:
+                record = candidate
+            elif line.strip():
+                forged += 1
         keep = limits.keep_output_bytes
         outcome = Outcome(
             Status.HARNESS_ERROR,
@@ -374,9 +380,17 @@ class Worker:
             parked=live.parked,
         )
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        code = os.waitstatus_to_exitcode(status)
+        if self.config.tier == "bwrap" and code > 128 and code - 128 in signal.valid_signals():
+            signum = code - 128  # bwrap reports its child's fatal signal as exit status 128 + N
+        if forged:
+            outcome.extra["forged_records"] = forged
         if live.killed_for == "timeout" and (started or live.proc is None):
             outcome.status = Status.TIMEOUT
             outcome.detail = f"still running after {limits.timeout_s:g} s (wall clock); killed"
+        elif forged and record is None and started:
+            outcome.status = Status.SANDBOX_VIOLATION
+            outcome.detail = "the program wrote a forged result record and did not finish its tests"
         elif record is not None and not self._output_capped(live):
             outcome.status = Status(record["status"])
             for key in ("error_type", "detail", "line", "phase"):

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up slmlab on a fresh machine: a virtual environment in .venv with slmlab and its pinned
+# dependencies, and bubblewrap for the strongest sandbox tier where the system lets us install it.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "slmlab needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+      || echo "note: could not install bubblewrap; the bwrap sandbox tier will be unavailable" >&2
+  elif sudo -n true 2>/dev/null; then
+    (sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || true
+  else
+    echo "note: install bubblewrap (apt-get install bubblewrap) for the bwrap sandbox tier" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# torch is pinned (and installed before anything that might pull a CUDA build) once models arrive.
+.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import slmlab" || { echo "slmlab failed to install" >&2; exit 1; }

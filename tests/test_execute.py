@@ -1,0 +1,142 @@
+"""The executor on the benchmarks' own solutions, on broken variants of them, and under failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from slmlab.execute import Executor, Limits, Program, Status
+from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
+from slmlab.execute.samples import read_samples
+from slmlab.tasks import load_benchmark
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def executor():
+    with Executor("process", Limits(timeout_s=5.0)) as ex:
+        yield ex
+
+
+def test_all_humaneval_canonical_solutions_pass(executor):
+    tasks = load_benchmark("humaneval")
+    outcomes = executor.run([t.reference_program() for t in tasks])
+    assert len(tasks) == 164
+    failures = {t.task_id: (o.status, o.detail) for t, o in zip(tasks, outcomes, strict=True) if not o.passed}
+    assert failures == {}
+
+
+@pytest.mark.parametrize("benchmark, count", [("mbpp", 974), ("mbpp-sanitized", 427)])
+def test_mbpp_reference_solutions_pass_except_the_documented_ones(executor, data_dir, benchmark, count):
+    tasks = load_benchmark(benchmark, data_dir)
+    assert len(tasks) == count
+    outcomes = executor.run([t.reference_program() for t in tasks])
+    failing = {t.task_id for t, o in zip(tasks, outcomes, strict=True) if not o.passed}
+    known = {
+        k for k in json.loads((FIXTURES / "mbpp_known_failures.json").read_text()) if not k.startswith("_")
+    }
+    assert failing == (known if benchmark == "mbpp" else set())
+
+
+def _break(solution: str, how: str) -> str:
+    if how == "syntax":
+        return solution.replace(":", "", 1) if ":" in solution else solution + "\n  def ("
+    return {
+        "assertion": "    return None\n",
+        "name_error": "    return undefined_name_xyz\n",
+        "type_error": "    return 1 + 'a'\n",
+        "zero_division": "    return 1 / 0\n",
+        "recursion": "    def loop(n):\n        return loop(n + 1)\n    return loop(0)\n",
+        "timeout": "    while True:\n        pass\n",
+        "memory": "    block = [0] * (10 ** 10)\n    return block\n",
+    }[how]
+
+
+@pytest.mark.parametrize(
+    "how, status, error_type",
+    [("syntax", Status.SYNTAX_ERROR, "SyntaxError"), ("assertion", Status.FAILED_ASSERTION, "AssertionError"),
+     ("name_error", Status.RUNTIME_ERROR, "NameError"), ("type_error", Status.RUNTIME_ERROR, "TypeError"),
+     ("zero_division", Status.RUNTIME_ERROR, "ZeroDivisionError"), ("recursion", Status.RUNTIME_ERROR, "RecursionError"),
+     ("timeout", Status.TIMEOUT, None), ("memory", Status.MEMORY_EXCEEDED, "MemoryError")],
+)  # fmt: skip
+def test_broken_canonical_solutions_land_in_the_right_category(how, status, error_type):
+    tasks = [
+        t for t in load_benchmark("humaneval") if t.task_id in ("HumanEval/0", "HumanEval/2", "HumanEval/12")
+    ]
+    with Executor("process", Limits(timeout_s=1.5, memory_mb=1024)) as ex:
+        outcomes = ex.run([t.program(_break(t.reference, how)) for t in tasks])
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        assert outcome.status is status, (task.task_id, outcome)
+        if status is Status.SYNTAX_ERROR:
+            assert outcome.error_type in ("SyntaxError", "IndentationError")
+            assert outcome.line is not None and outcome.phase == "definition"
+        else:
+            assert outcome.error_type == error_type
+        if status is Status.FAILED_ASSERTION:
+            assert outcome.phase == "tests"
+
+
+def test_completion_cannot_swallow_the_tests():
+    """An unclosed string in the completion must not turn the test code into a string literal."""
+    task = load_benchmark("humaneval")[0]
+    with Executor("process") as ex:
+        outcome = ex.run([task.program('    return True\n    """')])[0]
+    assert outcome.status is Status.SYNTAX_ERROR
+
+
+def test_a_killed_worker_is_replaced_and_no_sample_is_lost():
+    programs = [
+        Program(f"import time\ntime.sleep(0.05)\nvalue = {i}\n", f"assert value == {i}\n") for i in range(60)
+    ]
+    with Executor("process", workers=2) as ex:
+        ex._worker(0)
+        victim = ex._workers[0].process.pid
+
+        def kill_soon():
+            time.sleep(0.4)
+            os.kill(victim, signal.SIGKILL)
+
+        threading.Thread(target=kill_soon).start()
+        outcomes = ex.run(programs)
+    assert len(outcomes) == 60
+    assert all(o.passed for o in outcomes), [o for o in outcomes if not o.passed][:3]
+    assert any(o.attempts == 2 for o in outcomes)
+
+
+def test_reference_scaled_timeouts(executor):
+    tasks = load_benchmark("humaneval")[:5]
+    timeouts = reference_timeouts(tasks, executor, factor=4.0, minimum=0.5)
+    assert set(timeouts) == {t.task_id for t in tasks}
+    assert all(0.5 <= value < 5 for value in timeouts.values())
+
+
+def test_sample_files_with_bad_lines_never_crash(tmp_path, executor):
+    tasks = {t.task_id: t for t in load_benchmark("humaneval")}
+    good = tasks["HumanEval/0"].reference
+    path = tmp_path / "samples.jsonl"
+    lines = [
+        json.dumps({"task_id": "HumanEval/0", "completion": good}).encode(),
+        b"{not json",
+        json.dumps({"completion": good}).encode(),
+        json.dumps({"task_id": "HumanEval/9999", "completion": good}).encode(),
+        json.dumps({"task_id": "HumanEval/0", "completion": ""}).encode(),
+        b'{"task_id": "HumanEval/0", "completion": "\xff\xfe"}',
+        json.dumps({"task_id": "HumanEval/0", "completion": 42}).encode(),
+        json.dumps({"task_id": "HumanEval/1", "solution": tasks["HumanEval/1"].prompt + tasks["HumanEval/1"].reference}).encode(),
+    ]  # fmt: skip
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    samples, errors = read_samples(path)
+    evaluation = evaluate_samples(samples, tasks, executor, errors)
+    assert [r.outcome.passed for r in evaluation.results] == [True, False, True]
+    assert evaluation.results[1].to_record()["empty_completion"] is True
+    messages = {e.line: e.message for e in evaluation.line_errors}
+    assert sorted(messages) == [2, 3, 4, 6, 7]
+    assert "JSON" in messages[2] and "task_id" in messages[3] and "unknown task id" in messages[4]
+    assert "UTF-8" in messages[6] and "completion" in messages[7]
