@@ -21,7 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def executor():
-    with Executor("process", Limits(timeout_s=5.0)) as ex:
+    # No parking: reference solutions that run for seconds must keep full priority on a loaded machine.
+    with Executor("process", Limits(timeout_s=5.0, park_after_s=None)) as ex:
         yield ex
 
 

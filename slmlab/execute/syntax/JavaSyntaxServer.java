@@ -137,15 +137,17 @@ public final class JavaSyntaxServer {
             return result("valid", -1, -1, "valid as class members (parsed inside class __Wrapper)", true);
         }
         // Both failed: report the attempt whose first error came later, i.e. the one that understood more.
-        // Positions are compared in the original source; errors in the wrapper's tail count as its end.
-        long plainAt = offset(plain, 0, source.length());
-        long wrappedAt = offset(wrapped, WRAP_HEAD.length(), source.length());
+        // Positions are compared in the original source. An error in the wrapper's tail is placed where
+        // javac puts "reached end of file" in plain code: at the end of the last token, not past blanks.
+        int end = source.stripTrailing().length();
+        long plainAt = offset(plain, 0, end);
+        long wrappedAt = offset(wrapped, WRAP_HEAD.length(), end);
         return wrappedAt > plainAt ? error(source, wrappedAt, wrapped, true) : error(source, plainAt, plain, false);
     }
 
-    private static long offset(Diagnostic<? extends JavaFileObject> d, int shift, int length) {
+    private static long offset(Diagnostic<? extends JavaFileObject> d, int shift, int end) {
         long at = d.getPosition();
-        return at == Diagnostic.NOPOS ? -1 : Math.max(0, Math.min(at - shift, length));
+        return at == Diagnostic.NOPOS ? -1 : Math.max(0, Math.min(at - shift, end));
     }
 
     private static String error(String source, long at, Diagnostic<? extends JavaFileObject> d, boolean wrapped) {
