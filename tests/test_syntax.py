@@ -124,6 +124,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     syntax_java.compiled_server.cache_clear()
     yield
     syntax.close_checkers()
+    syntax_java.compiled_server.cache_clear()
     if old is None:
         os.environ.pop("SLMLAB_HOME", None)
     else:
@@ -371,6 +372,17 @@ def test_helper_crash_is_retried_once_then_reported() -> None:
         replies = helper.request_many([b"a", b"crash", b"ab"])
         assert replies[0]["echo"] == 1 and replies[2]["echo"] == 2
         assert replies[1]["status"] == "error" and "exited with status 7" in replies[1]["message"]
+    finally:
+        helper.close()
+
+
+def test_helper_gives_up_a_batch_after_repeated_failures() -> None:
+    helper = _fake(_ECHO, request_timeout=0.2)
+    try:
+        replies = helper.request_many([b"hang"] * 3 + [b"a"] * 50)
+        assert [r["status"] for r in replies] == ["error"] * 53
+        assert "gave up after 3 failed requests in a row" in replies[-1]["message"]
+        assert helper.request_many([b"abcd"])[0]["echo"] == 4  # the next batch starts afresh
     finally:
         helper.close()
 

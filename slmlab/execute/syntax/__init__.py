@@ -193,6 +193,9 @@ def close_checkers() -> None:
 
 atexit.register(close_checkers)
 
+# A helper that failed to start is not retried on every snippet of a batch; this says how to retry.
+_RETRY_HINT = " (not retried until close_checkers() is called)"
+
 
 class WarmHelper:
     """One long-lived checker process speaking the length-prefixed protocol.
@@ -201,6 +204,8 @@ class WarmHelper:
     a JSON line with "ready". Requests are pipelined (written while replies are read, via poll, so
     neither pipe can deadlock) under a lock, so one helper serves many threads one batch at a time.
     """
+
+    MAX_FAILURES_IN_A_ROW = 3
 
     def __init__(
         self,
@@ -227,12 +232,13 @@ class WarmHelper:
     def request_many(self, payloads: Sequence[bytes]) -> list[dict[str, Any]]:
         """One reply per payload. A failed request gets {"status": "error", "message": ...}: a helper
         that dies is restarted and the same request retried once; one that times out is killed and
-        restarted for the rest."""
+        restarted for the rest. After MAX_FAILURES_IN_A_ROW failed requests the rest of the batch
+        fails at once, so a sick helper cannot cost 20 s per snippet for a whole batch."""
         with self._lock:
             if self._owner_pid != os.getpid():
                 self._forget()
             replies: list[dict[str, Any]] = []
-            retried = False
+            retried, failures = False, 0
             while len(replies) < len(payloads):
                 try:
                     self._ensure_started()
@@ -246,10 +252,15 @@ class WarmHelper:
                     break
                 self._stop(kill=True)
                 if got:
-                    retried = False  # the failure is on a new request: it gets its own retry
+                    retried, failures = False, 0  # the failure is on a new request: it gets its own retry
                 if retried or not may_retry:
                     replies.append({"status": "error", "message": f"{self.name} {problem}"})
-                    retried = False
+                    retried, failures = False, failures + 1
+                    if failures >= self.MAX_FAILURES_IN_A_ROW:
+                        why = (
+                            f"{self.name} gave up after {failures} failed requests in a row; last: {problem}"
+                        )
+                        replies.extend([{"status": "error", "message": why}] * (len(payloads) - len(replies)))
                 else:
                     retried = True  # restart once and resend the same request
             return replies
@@ -291,7 +302,7 @@ class WarmHelper:
                 close_fds=True,
             )
         except OSError as exc:
-            self.broken = f"{self.name} could not start ({' '.join(self.argv)}): {exc}"
+            self.broken = f"{self.name} could not start ({' '.join(self.argv)}): {exc}{_RETRY_HINT}"
             raise HelperError(self.broken) from exc
         assert self._proc.stdin is not None
         os.set_blocking(self._proc.stdin.fileno(), False)  # writes go through poll, never block
@@ -305,7 +316,8 @@ class WarmHelper:
                 problem = f"printed {line[:200]!r} instead of its ready line"
         if not (isinstance(ready, dict) and ready.get("ready")):
             self._stop(kill=True)
-            self.broken = f"{self.name} failed to start ({' '.join(self.argv)}): {problem or 'no ready line'}"
+            why = problem or "no ready line"
+            self.broken = f"{self.name} failed to start ({' '.join(self.argv)}): {why}{_RETRY_HINT}"
             raise HelperError(self.broken)
 
     def _exchange(self, payloads: Sequence[bytes]) -> tuple[list[dict[str, Any]], str | None, bool]:

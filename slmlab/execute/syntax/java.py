@@ -51,7 +51,8 @@ def unavailable_reason() -> str | None:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SLMLAB_HOME") or Path.home() / ".cache" / "slmlab")
+    home = os.environ.get("SLMLAB_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "slmlab"
 
 
 @functools.cache
