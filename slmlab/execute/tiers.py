@@ -69,13 +69,15 @@ def sandbox_uids(count: int) -> list[int] | None:
 def bwrap_arguments(read_paths: list[str]) -> list[str]:
     """bwrap's arguments except the work directory."""
     args = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]  # fmt: skip
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # fmt: skip
+    # Binds come after the tmpfs, or a Python installed under /tmp would be hidden by it.
     for path in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", *read_paths]:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv",
+    args += ["--clearenv",
              "--setenv", "PATH", SAFE_PATH, "--setenv", "LANG", "C.UTF-8"]  # fmt: skip
     return args
 
