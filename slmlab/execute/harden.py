@@ -13,8 +13,8 @@ import os
 import resource
 import signal
 import site
-import socket
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 from slmlab.execute import landlock, runner
@@ -23,7 +23,9 @@ from slmlab.execute.limits import Limits
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 SYSTEM_READ_PATHS = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys/devices/system/cpu"]
 DEVICE_FILES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP = 1, 36, 38, 22
+_SECCOMP_MODE_FILTER = 2
+_AF_UNIX = 1  # the socket module would cost the forked workers 0.7 MB
 
 # Namespace flags of clone(2): creating namespaces is how a process regains capabilities.
 _CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
@@ -126,7 +128,7 @@ def build_seccomp_filter(signal_scoped: bool):
         flt = sc.SyscallFilter(defaction=sc.ALLOW)
     except (ImportError, OSError, RuntimeError):
         return None
-    flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+    flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, _AF_UNIX))
     for name in _DENIED_SYSCALLS:
         try:
             flt.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -145,40 +147,87 @@ def seccomp_available() -> bool:
     return build_seccomp_filter(signal_scoped=True) is not None
 
 
+def compile_seccomp(signal_scoped: bool) -> bytes | None:
+    """The filter as a BPF program, compiled once and loaded cheaply in every child (load_bpf)."""
+    flt = build_seccomp_filter(signal_scoped)
+    if flt is None:
+        return None
+    with tempfile.TemporaryFile() as f:
+        flt.export_bpf(f)
+        f.seek(0)
+        return f.read()
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def load_bpf(program: bytes) -> None:
+    count = len(program) // ctypes.sizeof(_SockFilter)
+    filters = (_SockFilter * count).from_buffer_copy(program)
+    fprog = _SockFprog(count, ctypes.cast(filters, ctypes.POINTER(_SockFilter)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER,
+                                                                       ctypes.byref(fprog), 0, 0) != 0:  # fmt: skip
+        raise OSError(ctypes.get_errno(), "loading the seccomp filter failed")
+
+
+@dataclass
+class Prepared:
+    """What can be built once, before forking the children that use it."""
+
+    read_fds: dict[str, int]
+    landlock_rules: list[tuple[int, int]]  # everything but the work directory and /proc/self
+    bpf: bytes | None
+
+
+def prepare(hardening: Hardening) -> Prepared:
+    read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
+    rules = []
+    if hardening.landlock_abi:
+        rules = landlock.rules(hardening.landlock_abi, read_fds, {}, landlock.open_paths(DEVICE_FILES))
+    bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6) if hardening.seccomp else None
+    if hardening.seccomp and bpf is None:
+        raise OSError("seccomp was requested but libseccomp is not available")
+    return Prepared(read_fds, rules, bpf)
+
+
 def reroute_sys_path(fds: dict[str, int]) -> None:
     """After dropping to a uid that cannot traverse the interpreter's installation (a Python under
-    /root), reach its directories through /proc/self/fd/N links to descriptors opened while root:
-    they bypass the permissions of the parent directories, and nothing else becomes readable."""
+    /root, when the worker could not expose it), reach its directories through /proc/self/fd/N links
+    to descriptors opened while root: they bypass the permissions of the parent directories, and
+    nothing else becomes readable."""
+    rerouted = False
     for i, entry in enumerate(sys.path):
         if not entry or os.access(entry, os.X_OK):
             continue
         for path in sorted(fds, key=len, reverse=True):
             if entry == path or entry.startswith(path + "/"):
-                sys.path[i] = f"/proc/self/fd/{fds[path]}{entry[len(path) :]}"
+                sys.path[i] = f"/proc/self/fd/{fds[path]}{entry[len(path):]}"
+                rerouted = True
                 break
-    sys.path_importer_cache.clear()
+    if rerouted:
+        sys.path_importer_cache.clear()
 
 
-def harden(hardening: Hardening, limits: Limits, workdir: str, seccomp_filter=None) -> None:
+def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepared | None = None) -> None:
     """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
     first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good)."""
+    prepared = prepared or prepare(hardening)
     set_rlimits(limits, hardening.nproc_base)
-    read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths + ["/proc/self"])
+    own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
-        reroute_sys_path(read_fds)
+        reroute_sys_path(prepared.read_fds)
     os.chdir(workdir)
     clean_environment(workdir)
     runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
     if hardening.landlock_abi:
-        landlock.restrict(
-            hardening.landlock_abi,
-            read_fds,
-            landlock.open_paths([workdir]),
-            landlock.open_paths(DEVICE_FILES),
-        )
-    if hardening.seccomp:
-        flt = seccomp_filter or build_seccomp_filter(signal_scoped=hardening.landlock_abi >= 6)
-        if flt is None:
-            raise OSError("seccomp was requested but libseccomp is not available")
-        flt.load()
+        extra = landlock.rules(hardening.landlock_abi, {"/proc/self": own["/proc/self"]}, {workdir: own[workdir]}, {})
+        landlock.restrict_self(landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra))
+    if prepared.bpf is not None:
+        load_bpf(prepared.bpf)

@@ -8,6 +8,7 @@ sandboxed program cannot connect out or signal the harness even when it runs as 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import platform
 
@@ -84,23 +85,35 @@ def open_paths(paths: list[str]) -> dict[str, int]:
     fds = {}
     for path in paths:
         try:
-            fds[path] = os.open(path, os.O_PATH)
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
             continue  # a path that does not exist needs no rule
+        # Above the standard streams and the result descriptor, which a child re-points (0-3).
+        fds[path] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(fd)
     return fds
 
 
-def restrict(abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]) -> None:
-    """Restrict the calling process (and its future children) for good.
+def rules(abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]) -> list[tuple[int, int]]:
+    """(descriptor, allowed rights) pairs for create_ruleset; computed once, reused for every sample.
 
-    Each argument maps paths to O_PATH descriptors (see open_paths). read: directories readable and
-    executable; write: directories with every right; device_files: files readable and writable
-    (/dev/null). Denies all TCP bind/connect (ABI >= 4), signals and abstract unix sockets outside
-    the sandbox (ABI >= 6). Raises OSError on failure.
+    Each argument maps paths to O_PATH descriptors. read: directories readable and executable;
+    write: directories with every right; device_files: files readable and writable (/dev/null).
     """
-    call = _syscall()
     fs = handled_fs(abi)
-    attr = _RulesetAttr(fs=fs)
+    pairs = []
+    for fds, rights in ((read, READ_ONLY & fs), (write, fs), (device_files, FILE_RIGHTS & fs)):
+        for fd in fds.values():
+            pairs.append((fd, rights if os.path.isdir(f"/proc/self/fd/{fd}") else rights & FILE_RIGHTS))
+    return pairs
+
+
+def create_ruleset(abi: int, rule_pairs: list[tuple[int, int]]) -> int:
+    """A ruleset descriptor allowing `rule_pairs` (see rules) and nothing else of the file system; it
+    also denies all TCP bind/connect (ABI >= 4) and signals and abstract unix sockets outside the
+    sandbox (ABI >= 6)."""
+    call = _syscall()
+    attr = _RulesetAttr(fs=handled_fs(abi))
     size = 8
     if abi >= 4:
         attr.net = NET_BIND_TCP | NET_CONNECT_TCP
@@ -112,18 +125,20 @@ def restrict(abi: int, read: dict[str, int], write: dict[str, int], device_files
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        for fds, rights in ((read, READ_ONLY & fs), (write, fs), (device_files, FILE_RIGHTS & fs)):
-            for path, fd in fds.items():
-                allowed = rights if os.path.isdir(f"/proc/self/fd/{fd}") else rights & FILE_RIGHTS
-                rule = _PathBeneath(allowed=allowed, parent_fd=fd)
-                if (
-                    call(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0))
-                    < 0
-                ):
-                    raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
-        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-        if call(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) < 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-    finally:
+        for fd, allowed in rule_pairs:
+            rule = _PathBeneath(allowed=allowed, parent_fd=fd)
+            if call(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0)) < 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for descriptor {fd}")
+    except BaseException:
         os.close(ruleset)
+        raise
+    return ruleset
+
+
+def restrict_self(ruleset: int) -> None:
+    """Enforce a ruleset on the calling process and its future children, for good."""
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if _syscall()(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) < 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    os.close(ruleset)

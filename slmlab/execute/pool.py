@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -19,8 +20,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection, wait
 
+from slmlab.execute.channel import Channel
 from slmlab.execute.harden import Hardening, python_read_paths
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
@@ -50,7 +51,7 @@ class _Job:
 
 
 class _WorkerHandle:
-    def __init__(self, process: subprocess.Popen, conn: Connection):
+    def __init__(self, process: subprocess.Popen, conn: Channel):
         self.process = process
         self.conn = conn
         self.credits = _QUEUE_PER_WORKER
@@ -74,6 +75,13 @@ def _bootstrap(entry: str, site_dirs: list[str]) -> str:
     return f"import sys; sys.path[:0] = [{root!r}]; sys.path += {site_dirs!r}; {entry}"
 
 
+def _scratch_root() -> str | None:
+    """Sample directories live in memory (/dev/shm) when it is there: file creation on disk cost more
+    per sample than the sandbox. Output is capped per file, so a program cannot fill it quickly."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     for entry in os.listdir("/proc"):
@@ -95,7 +103,7 @@ class Executor:
         self.limits = limits or Limits()
         self.n_workers = max(1, workers or os.cpu_count() or 1)
         self.max_parked = max_parked
-        self.base_dir = tempfile.mkdtemp(prefix="slmlab-sandbox-")
+        self.base_dir = tempfile.mkdtemp(prefix="slmlab-sandbox-", dir=_scratch_root())
         os.chmod(self.base_dir, 0o711)
         slots = max_parked + _QUEUE_PER_WORKER
         uids = sandbox_uids(self.n_workers * slots) if "uid-drop" in self.tier.features else None
@@ -136,7 +144,7 @@ class Executor:
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
         )  # fmt: skip
         theirs.close()
-        conn = Connection(ours.detach())
+        conn = Channel(ours.detach())
         conn.send(asdict(config))
         return _WorkerHandle(process, conn)
 
@@ -197,18 +205,19 @@ class Executor:
                 yield given_up.popleft()
             if exhausted and not retry and not any(h.jobs for h in handles):
                 return
-            ready = wait([h.conn for h in handles], timeout=1.0)
+            ready, _, _ = select.select([h.conn for h in handles], [], [], 1.0)
             for k, handle in enumerate(handles):
                 if handle.conn in ready:
                     try:
-                        while handle.conn.poll():
-                            message = handle.conn.recv()
-                            handle.last_heard = time.monotonic()
-                            result = self._on_message(handle, message, retry)
-                            if result is not None:
-                                yield result
+                        messages = handle.conn.receive()
                     except (EOFError, OSError):
                         handles[k] = self._replace(k, retry, given_up)
+                        continue
+                    handle.last_heard = time.monotonic()
+                    for message in messages:
+                        result = self._on_message(handle, message, retry)
+                        if result is not None:
+                            yield result
                 elif handle.jobs and time.monotonic() - handle.last_heard > stuck_after:
                     handles[k] = self._replace(k, retry, given_up)
 

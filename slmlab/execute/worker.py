@@ -13,9 +13,10 @@ Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -23,18 +24,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 
+from slmlab.execute.channel import Channel
 from slmlab.execute.exposure import expose
-from slmlab.execute.harden import Hardening, become_subreaper, build_seccomp_filter, harden, reset_signals
+from slmlab.execute.harden import Hardening, become_subreaper, harden, prepare, reset_signals
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, execute_and_report
-from slmlab.execute.tiers import bwrap_arguments
 
 # Modules the benchmarks' programs import most; importing them once here makes every fork cheaper.
+# hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it.
 _WARM_IMPORTS = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
-                 "hashlib", "random", "bisect", "statistics", "fractions", "decimal", "copy", "operator")  # fmt: skip
+                 "random", "bisect", "statistics", "fractions", "decimal", "copy", "operator")  # fmt: skip
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
 
 
@@ -55,8 +56,7 @@ class Live:
     payload: dict
     limits: Limits
     pid: int
-    uid: int | None
-    sample_dir: str
+    slot: Slot
     started: float
     deadline: float
     park_at: float | None
@@ -64,6 +64,49 @@ class Live:
     killed_for: str | None = None
     proc: subprocess.Popen | None = None
     nonce: str = ""
+
+
+class Slot:
+    """A reusable sample directory: a work directory owned by the slot's uid, and the stdout, stderr
+    and result files, kept open so that starting a sample only truncates them (creating and removing
+    files per sample cost more than the sandbox itself)."""
+
+    OUT, ERR, RES = 0, 1, 2
+
+    def __init__(self, path: str, uid: int | None):
+        self.path, self.uid = path, uid
+        self.workdir = os.path.join(path, "work")
+        os.mkdir(path, 0o711)
+        os.mkdir(self.workdir, 0o700)
+        if uid is not None:
+            os.chown(self.workdir, uid, uid)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        self.fds = [os.open(os.path.join(path, name), flags, 0o600) for name in ("out", "err", "res")]
+
+    def read(self, which: int, limit: int) -> bytes:
+        return os.pread(self.fds[which], limit, 0)
+
+    def size(self, which: int) -> int:
+        return os.fstat(self.fds[which]).st_size
+
+    def reset(self) -> None:
+        """Empty the files and the work directory for the next sample (its processes are all dead)."""
+        for fd in self.fds:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        os.chmod(self.workdir, 0o700)  # the program may have locked its own directory
+        with os.scandir(self.workdir) as entries:
+            leftovers = [entry.path for entry in entries]
+        for path in leftovers:
+            if os.path.isdir(path) and not os.path.islink(path):
+                _remove_tree(path)
+            else:
+                os.unlink(path)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        _remove_tree(self.path)
 
 
 def _children(pid: int) -> list[int]:
@@ -95,12 +138,12 @@ def _kill_tree(pid: int) -> None:
         pass
 
 
-def _read_head(path: str, limit: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except OSError:
-        return b""
+def _close_fds_except(lowest: int, keep: set[int]) -> None:
+    start = lowest
+    for fd in sorted(k for k in keep if k >= lowest):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 65536)
 
 
 def _remove_tree(path: str) -> None:
@@ -116,25 +159,30 @@ def _remove_tree(path: str) -> None:
 
 
 class Worker:
-    def __init__(self, conn: Connection, config: WorkerConfig):
+    def __init__(self, conn: Channel, config: WorkerConfig):
         self.conn = conn
         self.config = config
         self.hardening = Hardening(**config.hardening)
-        self.free_uids = list(config.uids or [])
+        self.uids = list(config.uids or [])
+        self.free_slots: list[Slot] = []
+        self.slot_count = 0
         self.live: dict[int, Live] = {}
         self.queue: list[tuple[int, dict, Limits]] = []
         self.seq = 0
         self.stopping = False
-        self.seccomp_filter = None
-        if config.tier == "process" and self.hardening.seccomp:
-            self.seccomp_filter = build_seccomp_filter(signal_scoped=self.hardening.landlock_abi >= 6)
+        self.prepared = prepare(self.hardening) if config.tier == "process" else None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.free_uids:  # root: let the sandbox uids reach the interpreter
+        if self.uids:  # root: let the sandbox uids reach the interpreter
             try:
                 expose(self.hardening.read_paths)
             except OSError:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
-        self.bwrap_args = bwrap_arguments(self.hardening.read_paths) if config.tier == "bwrap" else []
+        self.bwrap_args = []
+        if config.tier == "bwrap":
+            # Imported here: the process tier's forks stay smaller without it.
+            from slmlab.execute.tiers import bwrap_arguments
+
+            self.bwrap_args = bwrap_arguments(self.hardening.read_paths)
 
     # ---- main loop -------------------------------------------------------------------------
     def serve(self) -> None:
@@ -157,18 +205,21 @@ class Worker:
 
     def _receive(self) -> None:
         try:
-            while self.conn.poll():
-                message = self.conn.recv()
-                if message[0] == "run":
-                    _, job_id, payload, limits = message
-                    self.queue.append((job_id, payload, Limits(**limits)))
-                elif message[0] == "stop":
-                    self.stopping = True
-                    self.queue.clear()
+            messages = self.conn.receive()
         except (EOFError, OSError):  # the executor is gone: stop everything now
             for live in self.live.values():
                 _kill_tree(live.pid)
             os._exit(0)
+        self.handle(messages)
+
+    def handle(self, messages: list) -> None:
+        for message in messages:
+            if message[0] == "run":
+                _, job_id, payload, limits = message
+                self.queue.append((job_id, payload, Limits(**limits)))
+            elif message[0] == "stop":
+                self.stopping = True
+                self.queue.clear()
 
     def _active(self) -> int:
         return sum(1 for live in self.live.values() if not live.parked)
@@ -198,42 +249,44 @@ class Worker:
             os._exit(0)
 
     # ---- launching ---------------------------------------------------------------------------
+    def _take_slot(self) -> Slot:
+        if self.free_slots:
+            return self.free_slots.pop()
+        uid = self.uids[self.slot_count % len(self.uids)] if self.uids else None
+        self.slot_count += 1
+        return Slot(os.path.join(self.config.base_dir, f"slot{self.slot_count}"), uid)
+
+    def _release_slot(self, slot: Slot) -> None:
+        try:
+            slot.reset()
+            self.free_slots.append(slot)
+        except OSError:  # a directory the program made unremovable: give the slot up
+            with contextlib.suppress(OSError):
+                slot.close()
+
     def _launch(self, job_id: int, payload: dict, limits: Limits) -> None:
-        self.seq += 1
-        nonce = secrets.token_hex(16)
+        nonce = os.urandom(16).hex()
         payload = dict(payload, nonce=nonce)
-        sample_dir = os.path.join(self.config.base_dir, f"s{self.seq}")
-        workdir = os.path.join(sample_dir, "work")
-        os.mkdir(sample_dir, 0o711)
-        os.mkdir(workdir, 0o700)
-        uid = self.free_uids.pop(0) if self.free_uids else None
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-        streams = [os.open(os.path.join(sample_dir, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                   for name in ("out", "err", "res")]  # fmt: skip
+        slot = self._take_slot()
         try:
             if self.config.tier == "process":
-                pid, proc = self._fork(payload, limits, workdir, uid, streams), None
+                pid, proc = self._fork(payload, limits, slot), None
             else:
-                proc = self._spawn(payload, limits, workdir, uid, streams, sample_dir)
+                proc = self._spawn(payload, limits, slot)
                 pid = proc.pid
         except BaseException:
-            if uid is not None:
-                self.free_uids.append(uid)
+            self._release_slot(slot)
             raise
-        finally:
-            for fd in streams:
-                os.close(fd)
         now = time.monotonic()
         startup = 0.0 if proc is None else 0.25  # a fresh interpreter needs time to start
         park_at = now + startup + limits.park_after_s if limits.park_after_s is not None else None
-        self.live[pid] = Live(job_id, payload, limits, pid, uid, sample_dir, now, now + startup + limits.timeout_s,
+        self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce)  # fmt: skip
 
     def _hardening_for(self, uid: int | None) -> Hardening:
         return Hardening(**{**self.config.hardening, "uid": uid})
 
-    def _fork(self, payload: dict, limits: Limits, workdir: str, uid: int | None, streams: list[int]) -> int:
+    def _fork(self, payload: dict, limits: Limits, slot: Slot) -> int:
         pid = os.fork()
         if pid:
             return pid
@@ -242,28 +295,25 @@ class Worker:
             os.setsid()
             become_subreaper()
             reset_signals()
-            null = os.open(os.devnull, os.O_RDONLY)
-            for target, fd in ((0, null), (1, streams[0]), (2, streams[1]), (RESULT_FD, streams[2])):
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (os.open(os.devnull, os.O_RDONLY), *slot.fds)]
+            for target, fd in zip((0, 1, 2, RESULT_FD), high, strict=True):
                 os.dup2(fd, target)
-            os.closerange(RESULT_FD + 1, 65536)
             sys.stdin = open(0, closefd=False)
             try:
-                harden(self._hardening_for(uid), limits, workdir, self.seccomp_filter)
+                harden(self._hardening_for(slot.uid), limits, slot.workdir, self.prepared)
             except BaseException as exc:
-                record = {
-                    "status": "harness_error",
-                    "error_type": type(exc).__name__,
-                    "detail": f"hardening failed: {exc}",
-                }
-                os.write(RESULT_FD, json.dumps(record).encode())
+                record = {"status": "harness_error", "error_type": type(exc).__name__,
+                          "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
+                os.write(RESULT_FD, json.dumps(record).encode() + b"\n")
                 os._exit(0)
+            _close_fds_except(RESULT_FD + 1, set(self.prepared.read_fds.values()))  # sys.path may use those
             execute_and_report(payload)
         finally:
             os._exit(0)
 
-    def _spawn(self, payload, limits, workdir, uid, streams, sample_dir) -> subprocess.Popen:
-        hardening = self._hardening_for(uid)
-        run_payload = dict(payload, workdir=workdir, limits=limits.to_dict(), result_fd=streams[2])
+    def _spawn(self, payload: dict, limits: Limits, slot: Slot) -> subprocess.Popen:
+        hardening, workdir, uid = self._hardening_for(slot.uid), slot.workdir, slot.uid
+        run_payload = dict(payload, workdir=workdir, limits=limits.to_dict(), result_fd=slot.fds[Slot.RES])
         command = [sys.executable, "-I", "-S", "-B", "-c", self.config.bootstrap]
         if self.config.tier == "bwrap":
             # Inside the namespaces the runner applies Landlock and seccomp itself, as in `process`.
@@ -272,7 +322,7 @@ class Worker:
                        "--", *command]  # fmt: skip
         else:
             run_payload["harden"] = {**hardening.__dict__, "uid": None, "landlock_abi": 0, "seccomp": False}
-        payload_path = os.path.join(sample_dir, "payload")
+        payload_path = os.path.join(slot.path, "payload")
         with open(payload_path, "w", encoding="utf-8") as f:
             json.dump(run_payload, f)
 
@@ -283,7 +333,7 @@ class Worker:
 
         with open(payload_path, "rb") as stdin:
             return subprocess.Popen(
-                command, stdin=stdin, stdout=streams[0], stderr=streams[1], pass_fds=(streams[2],),
+                command, stdin=stdin, stdout=slot.fds[Slot.OUT], stderr=slot.fds[Slot.ERR], pass_fds=(slot.fds[Slot.RES],),
                 cwd=workdir, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir},
                 start_new_session=True, preexec_fn=limit_child,
                 user=uid, group=uid, extra_groups=[] if uid is not None else None,
@@ -340,24 +390,16 @@ class Worker:
             live.proc.returncode = status  # we reaped it ourselves; keep Popen from waiting again
         outcome = self._classify(live, status, usage)
         self._send(("done", live.job_id, outcome.to_dict()))
-        _remove_tree(live.sample_dir)
-        if live.uid is not None:
-            self.free_uids.append(live.uid)
+        self._release_slot(live.slot)
 
     @staticmethod
     def _output_capped(live: Live) -> bool:
         """A write that crosses RLIMIT_FSIZE is cut short without a signal; the next one gets SIGXFSZ."""
-        for name in ("out", "err"):
-            try:
-                if os.path.getsize(os.path.join(live.sample_dir, name)) >= live.limits.output_bytes:
-                    return True
-            except OSError:
-                pass
-        return False
+        return any(live.slot.size(which) >= live.limits.output_bytes for which in (Slot.OUT, Slot.ERR))
 
     def _classify(self, live: Live, status: int, usage) -> Outcome:
         limits = live.limits
-        raw = _read_head(os.path.join(live.sample_dir, "res"), 1 << 16)
+        raw = live.slot.read(Slot.RES, 1 << 16)
         started = raw.startswith(STARTED_MARKER)
         record, forged = None, 0
         for line in raw[len(STARTED_MARKER) :].splitlines() if started else raw.splitlines():
@@ -374,8 +416,8 @@ class Worker:
             Status.HARNESS_ERROR,
             duration_s=round(time.monotonic() - live.started, 4),
             cpu_s=round(usage.ru_utime + usage.ru_stime, 4),
-            stdout=_read_head(os.path.join(live.sample_dir, "out"), keep).decode("utf-8", "replace"),
-            stderr=_read_head(os.path.join(live.sample_dir, "err"), keep).decode("utf-8", "replace"),
+            stdout=live.slot.read(Slot.OUT, keep).decode("utf-8", "replace"),
+            stderr=live.slot.read(Slot.ERR, keep).decode("utf-8", "replace"),
             sandbox=self.config.label,
             parked=live.parked,
         )
@@ -441,11 +483,15 @@ class Worker:
 
 def main() -> None:
     """Entry point: `python -c ... main(fd)` started by the executor with the socket's descriptor."""
-    fd = int(sys.argv[1])
-    conn = Connection(fd)
-    config = WorkerConfig(**conn.recv())
+    conn = Channel(int(sys.argv[1]))
+    messages = []
+    while not messages:
+        messages = conn.receive()
+    config = WorkerConfig(**messages.pop(0))
     for name in _WARM_IMPORTS:
         __import__(name)
     become_subreaper()
-    Worker(conn, config).serve()
+    worker = Worker(conn, config)
+    worker.handle(messages)  # samples that arrived with the configuration
+    worker.serve()
     os._exit(0)
