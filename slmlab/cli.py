@@ -66,9 +66,12 @@ def execute(
     min_timeout: Annotated[float, typer.Option(help="floor of the scaled limit")] = 1.0,
     memory_mb: Annotated[int, typer.Option(help="address-space limit per program, MB")] = 2048,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: one per core)")] = None,
-    no_park: Annotated[
-        bool, typer.Option("--no-park", help="keep long-running programs at full priority")
-    ] = False,
+    park: Annotated[
+        str,
+        typer.Option(
+            help="idle: move waiting programs aside; all: hung ones too (faster, load-dependent); off"
+        ),
+    ] = "idle",
     reference: Annotated[
         bool, typer.Option("--reference", help="run the benchmark's reference solutions (a self-check)")
     ] = False,
@@ -86,6 +89,8 @@ def execute(
     from slmlab.tasks.mbpp import mbpp_id
 
     ks = _parse_ks(k)
+    if park not in ("idle", "all", "off"):
+        raise UserError(f"--park must be idle, all or off, not {park!r}")
     if timeout <= 0 or memory_mb < 64 or (timeout_factor is not None and timeout_factor <= 0):
         raise UserError("--timeout and --timeout-factor must be positive and --memory-mb at least 64")
     if (samples is None) == (not reference):
@@ -102,9 +107,7 @@ def execute(
         out = out or samples.with_name(samples.stem + "_results.jsonl")
     rows = rows[:limit] if limit is not None else rows
 
-    limits = Limits(
-        timeout_s=timeout, memory_mb=memory_mb, park_after_s=None if no_park else Limits.park_after_s
-    )
+    limits = Limits(timeout_s=timeout, memory_mb=memory_mb, park=park)
     with Executor(sandbox=sandbox, limits=limits, workers=workers) as executor:
         console.print(f"sandbox: [bold]{escape(executor.tier.label)}[/bold]"
                       + (f" [yellow](does not contain: {', '.join(executor.tier.gaps)})[/yellow]" if executor.tier.gaps else ""))  # fmt: skip

@@ -52,8 +52,12 @@ def test_bad_input_gets_one_clear_line(tmp_path):
     env = {"SLMLAB_DATA": ""}
     _one_line_error(slmlab("execute", "examples/humaneval_samples.jsonl", "--benchmark", "mbpp", env=env),
                     "--data-dir", "SLMLAB_DATA")  # fmt: skip
-    _one_line_error(slmlab("execute", "x.jsonl", "--benchmark", "mbpp", "--data-dir", str(tmp_path)), "not found")
-    _one_line_error(slmlab("execute", "examples/humaneval_samples.jsonl", "--benchmark", "humaneva"), "humaneval")
+    _one_line_error(
+        slmlab("execute", "x.jsonl", "--benchmark", "mbpp", "--data-dir", str(tmp_path)), "not found"
+    )
+    _one_line_error(
+        slmlab("execute", "examples/humaneval_samples.jsonl", "--benchmark", "humaneva"), "humaneval"
+    )
     _one_line_error(slmlab("execute", str(tmp_path / "missing.jsonl")), "not found")
     _one_line_error(slmlab("execute", "examples/humaneval_samples.jsonl", "--k", "0"), "--k")
     _one_line_error(slmlab("execute", "examples/humaneval_samples.jsonl", "--sandbox", "docker"), "sandbox")

@@ -21,8 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def executor():
-    # No parking: reference solutions that run for seconds must keep full priority on a loaded machine.
-    with Executor("process", Limits(timeout_s=5.0, park_after_s=None)) as ex:
+    # Default parking: a reference that computes for seconds (Mbpp/123) keeps its core under load.
+    with Executor("process", Limits(timeout_s=5.0)) as ex:
         yield ex
 
 
@@ -141,3 +141,40 @@ def test_sample_files_with_bad_lines_never_crash(tmp_path, executor):
     assert sorted(messages) == [2, 3, 4, 6, 7]
     assert "JSON" in messages[2] and "task_id" in messages[3] and "unknown task id" in messages[4]
     assert "UTF-8" in messages[6] and "completion" in messages[7]
+
+
+SPIN = Program("def f(x):\n    while True:\n        pass\n", "assert f(1) == 2\n")
+SLEEP = Program("import time\ntime.sleep(30)\n", "pass\n")
+# About a second of CPU on this kind of machine: slow, but correct.
+SLOW = Program("def f(n):\n    return sum(i * i % 7 for i in range(n))\n", "assert f(4_000_000) > 0\n")
+
+
+def test_idle_parking_moves_only_waiting_programs_aside():
+    with Executor("process", Limits(timeout_s=2.5, park="idle", park_after_s=0.2), workers=2) as ex:
+        outcomes = ex.run([SPIN, SPIN, SPIN, SLEEP, SLOW, SLOW])
+    spin, sleep, slow = outcomes[0], outcomes[3], outcomes[4:]
+    assert spin.status is Status.TIMEOUT and not spin.parked
+    assert sleep.status is Status.TIMEOUT and sleep.parked
+    assert all(o.passed for o in slow), slow  # never starved by the hung programs
+
+
+def test_park_all_moves_hung_programs_aside_at_low_priority():
+    with Executor("process", Limits(timeout_s=2.0, park="all", park_after_s=0.2), workers=2) as ex:
+        started = time.monotonic()
+        outcomes = ex.run([SPIN] * 6 + [Program("x = 1\n", "assert x == 1\n")] * 20)
+        elapsed = time.monotonic() - started
+    assert all(o.status is Status.TIMEOUT and o.parked for o in outcomes[:6])
+    assert all(o.passed for o in outcomes[6:])
+    assert elapsed < 4.5  # six 2 s loops overlap instead of taking 6 s on two workers
+
+
+def test_a_hung_worker_is_replaced_and_no_sample_is_lost():
+    programs = [Program(f"value = {i}\n", f"assert value == {i}\n") for i in range(40)]
+    with Executor("process", Limits(timeout_s=1.0), workers=2) as ex:
+        ex._worker(0)
+        os.kill(ex._workers[0].process.pid, signal.SIGSTOP)  # alive but silent
+        started = time.monotonic()
+        outcomes = ex.run(programs)
+        elapsed = time.monotonic() - started
+    assert all(o.passed for o in outcomes)
+    assert elapsed < 15

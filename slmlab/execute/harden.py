@@ -109,10 +109,9 @@ def reset_signals() -> None:
 
 def become_subreaper(die_with_parent: bool = True) -> None:
     """Orphaned descendants are re-parented to us (so we can kill them); die if our parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    landlock.libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if die_with_parent:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        landlock.libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def build_seccomp_filter(signal_scoped: bool):
@@ -159,7 +158,12 @@ def compile_seccomp(signal_scoped: bool) -> bytes | None:
 
 
 class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint32),
+    ]
 
 
 class _SockFprog(ctypes.Structure):
@@ -170,7 +174,7 @@ def load_bpf(program: bytes) -> None:
     count = len(program) // ctypes.sizeof(_SockFilter)
     filters = (_SockFilter * count).from_buffer_copy(program)
     fprog = _SockFprog(count, ctypes.cast(filters, ctypes.POINTER(_SockFilter)))
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = landlock.libc()
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER,
                                                                        ctypes.byref(fprog), 0, 0) != 0:  # fmt: skip
         raise OSError(ctypes.get_errno(), "loading the seccomp filter failed")
@@ -186,6 +190,7 @@ class Prepared:
 
 
 def prepare(hardening: Hardening) -> Prepared:
+    landlock.libc()  # loaded before forking, not once in every child
     read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
     rules = []
     if hardening.landlock_abi:
@@ -207,7 +212,7 @@ def reroute_sys_path(fds: dict[str, int]) -> None:
             continue
         for path in sorted(fds, key=len, reverse=True):
             if entry == path or entry.startswith(path + "/"):
-                sys.path[i] = f"/proc/self/fd/{fds[path]}{entry[len(path):]}"
+                sys.path[i] = f"/proc/self/fd/{fds[path]}{entry[len(path) :]}"
                 rerouted = True
                 break
     if rerouted:
@@ -227,7 +232,11 @@ def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepare
     clean_environment(workdir)
     runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
     if hardening.landlock_abi:
-        extra = landlock.rules(hardening.landlock_abi, {"/proc/self": own["/proc/self"]}, {workdir: own[workdir]}, {})
-        landlock.restrict_self(landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra))
+        extra = landlock.rules(
+            hardening.landlock_abi, {"/proc/self": own["/proc/self"]}, {workdir: own[workdir]}, {}
+        )
+        landlock.restrict_self(
+            landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra)
+        )
     if prepared.bpf is not None:
         load_bpf(prepared.bpf)

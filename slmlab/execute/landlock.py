@@ -48,11 +48,17 @@ class _PathBeneath(ctypes.Structure):
 _libc = None
 
 
-def _syscall():
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once per process: forked children reuse the parent's handle instead of
+    loading their own (which costs page copies in every child)."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc.syscall
+    return _libc
+
+
+def _syscall():
+    return libc().syscall
 
 
 def abi_version() -> int:
@@ -94,7 +100,9 @@ def open_paths(paths: list[str]) -> dict[str, int]:
     return fds
 
 
-def rules(abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]) -> list[tuple[int, int]]:
+def rules(
+    abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]
+) -> list[tuple[int, int]]:
     """(descriptor, allowed rights) pairs for create_ruleset; computed once, reused for every sample.
 
     Each argument maps paths to O_PATH descriptors. read: directories readable and executable;
@@ -137,7 +145,7 @@ def create_ruleset(abi: int, rule_pairs: list[tuple[int, int]]) -> int:
 
 def restrict_self(ruleset: int) -> None:
     """Enforce a ruleset on the calling process and its future children, for good."""
-    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
     if _syscall()(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) < 0:
         raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")

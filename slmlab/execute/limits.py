@@ -15,9 +15,15 @@ class Limits:
     max_processes: int = 16  # processes the program may have at once, itself included
     output_bytes: int = 4 * MIB  # per output file (stdout, stderr, files it writes): RLIMIT_FSIZE
     max_open_files: int = 256
-    # A program still running after park_after_s is moved to the lowest CPU priority and its slot
-    # goes to the next sample, so hung programs do not hold up the pool. None: never park.
-    park_after_s: float | None = 0.5
+    # Parking: a program still running after park_after_s gives its slot to the next sample and goes
+    # on at the lowest CPU priority, so hung programs do not hold up the pool.
+    #   "idle": only programs that are not using the CPU (sleeping, blocked): verdicts do not depend
+    #           on load, because no running program ever competes with more than one per core;
+    #   "all":  CPU-bound ones too: much faster with infinite loops, but a slow, correct program
+    #           starved by the others can time out (outcomes record cpu_s; summaries warn);
+    #   "off":  every program keeps its slot and priority until it ends.
+    park: str = "idle"
+    park_after_s: float = 0.5
     keep_output_bytes: int = 4096  # how much of stdout/stderr an outcome keeps
 
     @property

@@ -165,7 +165,8 @@ class Executor:
         job_ids = itertools.count()
         exhausted = False
         handles = [self._worker(k) for k in range(self.n_workers)]
-        stuck_after = 2 * self.limits.timeout_s + 30
+        # A worker reports every finished sample; silence beyond two time limits means it is hung.
+        stuck_after = 2 * self.limits.timeout_s + 5
 
         def next_job() -> _Job | None:
             nonlocal exhausted

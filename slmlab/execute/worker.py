@@ -3,8 +3,8 @@
 The executor starts a few of these (one per core) with a clean environment and talks to each over a
 socket. A worker imports little, so forking it is cheap (`process` tier); for the `bwrap` and
 `subprocess` tiers it starts a fresh interpreter per sample instead. Either way the worker owns the
-child's limits: the wall-clock deadline, moving a long-running child to low priority ("parking") so
-the next sample can start, killing the whole process tree, reaping every process (it is a child
+child's limits: the wall-clock deadline, moving a long-running child to low priority ("parking",
+see Limits.park) so the next sample can start, killing the whole process tree, reaping every process (it is a child
 subreaper, so orphans come back to it) and classifying how the child ended.
 
 Messages from the executor: ("run", job_id, payload, limits) and ("stop",).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import select
@@ -107,6 +108,20 @@ class Slot:
         for fd in self.fds:
             os.close(fd)
         _remove_tree(self.path)
+
+
+_IDLE_SHARE = 0.1  # a program that used less CPU than this share of its time so far is waiting, not working
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its waited-for children so far (utime + stime + cutime + cstime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -279,7 +294,7 @@ class Worker:
             raise
         now = time.monotonic()
         startup = 0.0 if proc is None else 0.25  # a fresh interpreter needs time to start
-        park_at = now + startup + limits.park_after_s if limits.park_after_s is not None else None
+        park_at = now + startup + limits.park_after_s if limits.park != "off" else None
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce)  # fmt: skip
 
@@ -295,7 +310,9 @@ class Worker:
             os.setsid()
             become_subreaper()
             reset_signals()
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (os.open(os.devnull, os.O_RDONLY), *slot.fds)]
+            high = [
+                fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (os.open(os.devnull, os.O_RDONLY), *slot.fds)
+            ]
             for target, fd in zip((0, 1, 2, RESULT_FD), high, strict=True):
                 os.dup2(fd, target)
             sys.stdin = open(0, closefd=False)
@@ -348,7 +365,12 @@ class Worker:
                 _kill_tree(live.pid)
             elif live.park_at and not live.parked and now >= live.park_at:
                 parked = sum(1 for other in self.live.values() if other.parked)
-                if parked < self.config.max_parked:
+                busy = live.limits.park == "idle" and _cpu_seconds(live.pid) > _IDLE_SHARE * (
+                    now - live.started
+                )
+                if busy:  # check again later: it may start waiting
+                    live.park_at = now + live.limits.park_after_s
+                elif parked < self.config.max_parked:
                     live.parked = True
                     for target in [live.pid, *_descendants(live.pid)]:
                         try:
@@ -490,6 +512,10 @@ def main() -> None:
     config = WorkerConfig(**messages.pop(0))
     for name in _WARM_IMPORTS:
         __import__(name)
+    # Objects that exist now are never collected again: a child's garbage collection would otherwise
+    # write to every one of them and copy their pages (copy-on-write), the main cost of a fork here.
+    gc.collect()
+    gc.freeze()
     become_subreaper()
     worker = Worker(conn, config)
     worker.handle(messages)  # samples that arrived with the configuration

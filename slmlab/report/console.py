@@ -45,7 +45,7 @@ def print_evaluation(console: Console, evaluation: Evaluation, ks: tuple[int, ..
         if starved:
             console.print(f"[yellow]note: {len(starved)} timeout(s) ran at low priority and used under "
                           f"{STARVED_SHARE:.0%} of their time on the CPU; a slow but correct program can look like a "
-                          "hang under load: re-run them with --no-park to confirm[/yellow]")  # fmt: skip
+                          "hang under load: re-run them with --park idle to confirm[/yellow]")  # fmt: skip
     if evaluation.line_errors:
         console.print(f"[yellow]{len(evaluation.line_errors)} line(s) skipped:[/yellow]")
         for error in evaluation.line_errors[:10]:
