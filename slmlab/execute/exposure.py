@@ -1,4 +1,6 @@
-"""Let the unprivileged sandbox uids reach the interpreter when the harness runs as root.
+"""Mount-namespace helpers for a worker running as root.
+
+Reaching the interpreter: let the unprivileged sandbox uids reach it.
 
 A Python installed under a private directory (pyenv under /root, mode 0700) cannot be run or
 imported from by another uid. As root, a worker moves itself into a private mount namespace where
@@ -79,3 +81,17 @@ def expose(paths: list[str]) -> list[str]:
     for fd in fds.values():
         os.close(fd)
     return sorted(needed)
+
+
+def private_tmpfs(path: str, size_mb: int) -> None:
+    """Mount a size-limited tmpfs on `path`, seen only by this process and its children.
+
+    Sample directories in memory are a quarter faster than on disk, and the size cap keeps a program
+    that writes many files from filling memory. Raises OSError where mounting is not permitted.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "cannot create a private mount namespace")
+    options = f"size={size_mb}m,mode=711".encode()
+    if libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+        raise OSError(ctypes.get_errno(), f"cannot mount a tmpfs on {path}")

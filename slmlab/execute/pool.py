@@ -75,13 +75,6 @@ def _bootstrap(entry: str, site_dirs: list[str]) -> str:
     return f"import sys; sys.path[:0] = [{root!r}]; sys.path += {site_dirs!r}; {entry}"
 
 
-def _scratch_root() -> str | None:
-    """Sample directories live in memory (/dev/shm) when it is there: file creation on disk cost more
-    per sample than the sandbox. Output is capped per file, so a program cannot fill it quickly."""
-    shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
-
-
 def _user_process_count() -> int:
     uid, count = os.getuid(), 0
     for entry in os.listdir("/proc"):
@@ -103,7 +96,7 @@ class Executor:
         self.limits = limits or Limits()
         self.n_workers = max(1, workers or os.cpu_count() or 1)
         self.max_parked = max_parked
-        self.base_dir = tempfile.mkdtemp(prefix="slmlab-sandbox-", dir=_scratch_root())
+        self.base_dir = tempfile.mkdtemp(prefix="slmlab-sandbox-")
         os.chmod(self.base_dir, 0o711)
         slots = max_parked + _QUEUE_PER_WORKER
         uids = sandbox_uids(self.n_workers * slots) if "uid-drop" in self.tier.features else None

@@ -87,6 +87,10 @@ def classify_exception(exc: BaseException, phase: str) -> dict:
             status="failed_assertion",
             detail=f"assertion failed at test line {line}" + (f": {message}" if message else ""),
         )
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        record.update(
+            status="output_limit", detail=f"filled the sandbox's disk or a file's size limit: {message}"
+        )
     elif isinstance(exc, OSError) and exc.errno in _BLOCKED_ERRNOS:
         record.update(status="sandbox_violation", detail=f"blocked operation: {name}: {message}")
     elif isinstance(exc, FileNotFoundError) and _outside_sandbox(exc.filename):

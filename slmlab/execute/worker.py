@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from slmlab.execute.channel import Channel
-from slmlab.execute.exposure import expose
+from slmlab.execute.exposure import expose, private_tmpfs
 from slmlab.execute.harden import Hardening, become_subreaper, harden, prepare, reset_signals
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
@@ -110,6 +110,7 @@ class Slot:
         _remove_tree(self.path)
 
 
+_SCRATCH_MB = 512  # per worker, for all its samples' files (output is also capped per file)
 _IDLE_SHARE = 0.1  # a program that used less CPU than this share of its time so far is waiting, not working
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -187,11 +188,13 @@ class Worker:
         self.stopping = False
         self.prepared = prepare(self.hardening) if config.tier == "process" else None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.uids:  # root: let the sandbox uids reach the interpreter
+        if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
                 expose(self.hardening.read_paths)
             except OSError:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
+            with contextlib.suppress(OSError):  # else they stay on disk, slower but as safe
+                private_tmpfs(config.base_dir, _SCRATCH_MB)
         self.bwrap_args = []
         if config.tier == "bwrap":
             # Imported here: the process tier's forks stay smaller without it.
