@@ -58,7 +58,9 @@ def python_read_paths() -> list[str]:
     return sorted(p for p in paths if p and os.path.isdir(p))
 
 
-def set_rlimits(limits: Limits, nproc_base: int = 0) -> None:
+def set_rlimits(limits: Limits, nproc_base: int | None = 0) -> None:
+    """nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
+    its namespaces first and the runner inside applies the cap)."""
     memory = limits.memory_mb * 1024 * 1024
     settings = {
         resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1),
@@ -66,8 +68,12 @@ def set_rlimits(limits: Limits, nproc_base: int = 0) -> None:
         resource.RLIMIT_FSIZE: (limits.output_bytes, limits.output_bytes),
         resource.RLIMIT_NOFILE: (limits.max_open_files, limits.max_open_files),
         resource.RLIMIT_CORE: (0, 0),
-        resource.RLIMIT_NPROC: (nproc_base + limits.max_processes, nproc_base + limits.max_processes),
     }
+    if nproc_base is not None:
+        settings[resource.RLIMIT_NPROC] = (
+            nproc_base + limits.max_processes,
+            nproc_base + limits.max_processes,
+        )
     for which, (soft, hard) in settings.items():
         _, current_hard = resource.getrlimit(which)
         if current_hard != resource.RLIM_INFINITY:  # an ordinary user cannot raise a hard limit

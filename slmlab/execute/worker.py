@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from slmlab.execute.channel import Channel
 from slmlab.execute.exposure import expose, private_tmpfs
-from slmlab.execute.harden import Hardening, become_subreaper, harden, prepare, reset_signals
+from slmlab.execute.harden import Hardening, become_subreaper, harden, prepare, reset_signals, set_rlimits
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, execute_and_report
@@ -184,7 +184,6 @@ class Worker:
         self.slot_count = 0
         self.live: dict[int, Live] = {}
         self.queue: list[tuple[int, dict, Limits]] = []
-        self.seq = 0
         self.stopping = False
         self.prepared = prepare(self.hardening) if config.tier == "process" else None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -270,7 +269,10 @@ class Worker:
     def _take_slot(self) -> Slot:
         if self.free_slots:
             return self.free_slots.pop()
-        uid = self.uids[self.slot_count % len(self.uids)] if self.uids else None
+        uid = None
+        if self.uids:  # a uid no other slot holds, so samples running at once cannot touch each other
+            held = {slot.uid for slot in self.free_slots} | {live.slot.uid for live in self.live.values()}
+            uid = next((u for u in self.uids if u not in held), self.uids[0])
         self.slot_count += 1
         return Slot(os.path.join(self.config.base_dir, f"slot{self.slot_count}"), uid)
 
@@ -347,9 +349,7 @@ class Worker:
             json.dump(run_payload, f)
 
         def limit_child() -> None:  # runs between fork and exec: rlimits apply to bwrap and python
-            from slmlab.execute.harden import set_rlimits
-
-            set_rlimits(limits, hardening.nproc_base)
+            set_rlimits(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
 
         with open(payload_path, "rb") as stdin:
             return subprocess.Popen(
