@@ -12,9 +12,7 @@ import errno
 import os
 import resource
 import signal
-import site
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 from slmlab.execute import landlock, runner
@@ -50,6 +48,8 @@ class Hardening:
 
 def python_read_paths() -> list[str]:
     """Directories the sandboxed interpreter must read: its prefixes, site dirs and slmlab itself."""
+    import site
+
     import slmlab
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -154,6 +154,8 @@ def seccomp_available() -> bool:
 
 def compile_seccomp(signal_scoped: bool) -> bytes | None:
     """The filter as a BPF program, compiled once and loaded cheaply in every child (load_bpf)."""
+    import tempfile
+
     flt = build_seccomp_filter(signal_scoped)
     if flt is None:
         return None
@@ -195,14 +197,18 @@ class Prepared:
     bpf: bytes | None
 
 
-def prepare(hardening: Hardening) -> Prepared:
+def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
+    """bpf: the seccomp filter, when compiled elsewhere already (compile_seccomp)."""
     landlock.libc()  # loaded before forking, not once in every child
     read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
     rules = []
     if hardening.landlock_abi:
         rules = landlock.rules(hardening.landlock_abi, read_fds, {}, landlock.open_paths(DEVICE_FILES))
-    bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6) if hardening.seccomp else None
     if hardening.seccomp and bpf is None:
+        bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6)
+    if not hardening.seccomp:
+        bpf = None
+    elif bpf is None:
         raise OSError("seccomp was requested but libseccomp is not available")
     return Prepared(read_fds, rules, bpf)
 

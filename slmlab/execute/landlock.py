@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import platform
+import sys
 
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # same number on every arch
 _CREATE_RULESET_VERSION = 1
@@ -63,7 +63,7 @@ def _syscall():
 
 def abi_version() -> int:
     """The Landlock ABI the running kernel offers; 0 when there is none."""
-    if platform.system() != "Linux":
+    if sys.platform != "linux":
         return 0
     try:
         version = _syscall()(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from slmlab.execute.channel import Channel
-from slmlab.execute.harden import Hardening, python_read_paths
+from slmlab.execute.harden import Hardening, compile_seccomp, python_read_paths
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.tiers import Tier, sandbox_uids, select_tier
@@ -114,6 +114,8 @@ class Executor:
         self._hardening = Hardening(uid=None, landlock_abi=abi if strong else 0, seccomp=strong and "seccomp" in features,
                                     read_paths=read_paths, nproc_base=nproc_base)  # fmt: skip
         self._uids = uids
+        bpf = compile_seccomp(signal_scoped=abi >= 6) if self._hardening.seccomp else None
+        self._bpf = bpf.hex() if bpf else ""
         self._slots = slots
         self._site_dirs = [p for p in read_paths if p.endswith(("site-packages", "dist-packages"))]
         self._workers: list[_WorkerHandle | None] = [None] * self.n_workers
@@ -127,7 +129,7 @@ class Executor:
         os.mkdir(worker_dir, 0o711)
         config = WorkerConfig(
             tier=self.tier.name, label=self.tier.label, base_dir=worker_dir, hardening=asdict(self._hardening),
-            uids=uids, max_parked=self.max_parked,
+            uids=uids, max_parked=self.max_parked, seccomp_bpf=self._bpf,
             bootstrap=_bootstrap("from slmlab.execute.runner import main; main()", self._site_dirs),
         )  # fmt: skip
         code = _bootstrap("from slmlab.execute.worker import main; main()", [])

@@ -21,7 +21,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ class WorkerConfig:
     hardening: dict  # Hardening fields except uid
     uids: list[int] | None  # per-sample uids (root only); None: keep ours
     max_parked: int = 16
+    seccomp_bpf: str = ""  # compiled by the executor (hex), so workers need not import libseccomp
     bootstrap: str = ""  # python -c code that starts the runner in a fresh interpreter
 
 
@@ -63,7 +63,7 @@ class Live:
     park_at: float | None
     parked: bool = False
     killed_for: str | None = None
-    proc: subprocess.Popen | None = None
+    proc: object | None = None  # a subprocess.Popen for the tiers that start an interpreter
     nonce: str = ""
 
 
@@ -185,7 +185,8 @@ class Worker:
         self.live: dict[int, Live] = {}
         self.queue: list[tuple[int, dict, Limits]] = []
         self.stopping = False
-        self.prepared = prepare(self.hardening) if config.tier == "process" else None
+        bpf = bytes.fromhex(config.seccomp_bpf) if config.seccomp_bpf else None
+        self.prepared = prepare(self.hardening, bpf) if config.tier == "process" else None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
@@ -333,7 +334,9 @@ class Worker:
         finally:
             os._exit(0)
 
-    def _spawn(self, payload: dict, limits: Limits, slot: Slot) -> subprocess.Popen:
+    def _spawn(self, payload: dict, limits: Limits, slot: Slot):
+        import subprocess  # only these tiers need it; it (and threading) would slow every fork
+
         hardening, workdir, uid = self._hardening_for(slot.uid), slot.workdir, slot.uid
         run_payload = dict(payload, workdir=workdir, limits=limits.to_dict(), result_fd=slot.fds[Slot.RES])
         command = [sys.executable, "-I", "-S", "-B", "-c", self.config.bootstrap]
