@@ -315,13 +315,13 @@ class Worker:
         try:
             os.setsid()
             become_subreaper()
-            reset_signals()
-            high = [
-                fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (os.open(os.devnull, os.O_RDONLY), *slot.fds)
-            ]
-            for target, fd in zip((0, 1, 2, RESULT_FD), high, strict=True):
+            # Signals were reset once in the worker, whose stdin is /dev/null already: only the
+            # worker's own SIGCHLD wake-up is undone here (every step costs page copies).
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in slot.fds]
+            for target, fd in zip((1, 2, RESULT_FD), high, strict=True):
                 os.dup2(fd, target)
-            sys.stdin = open(0, closefd=False)
             try:
                 harden(self._hardening_for(slot.uid), limits, slot.workdir, self.prepared)
             except BaseException as exc:
@@ -510,12 +510,15 @@ class Worker:
 
 
 def main() -> None:
-    """Entry point: `python -c ... main(fd)` started by the executor with the socket's descriptor."""
+    """Entry point: `python -c ... main(fd)` started by the executor with the socket's descriptor.
+
+    Its stdin is /dev/null, which every sample inherits as its own stdin."""
     conn = Channel(int(sys.argv[1]))
     messages = []
     while not messages:
         messages = conn.receive()
     config = WorkerConfig(**messages.pop(0))
+    reset_signals()  # once here: forked children inherit the default SIGPIPE, SIGXFSZ, ...
     for name in _WARM_IMPORTS:
         __import__(name)
     # Objects that exist now are never collected again: a child's garbage collection would otherwise
