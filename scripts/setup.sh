@@ -25,7 +25,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# Quiet unless it fails: the build backend's notices are kept in .venv/install.log.
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# torch is pinned (and installed before anything that might pull a CUDA build) once models arrive.
-.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import slmlab" || { echo "slmlab failed to install" >&2; exit 1; }
+if ! .venv/bin/python -m pip install -q -e '.[dev]' >.venv/install.log 2>&1; then
+  tail -n 30 .venv/install.log >&2
+  echo "slmlab failed to install (full log: .venv/install.log)" >&2
+  exit 1
+fi
