@@ -41,7 +41,7 @@ def test_mbpp_reference_solutions_pass_except_the_documented_ones(executor, data
     outcomes = executor.run([t.reference_program() for t in tasks])
     failing = {t.task_id for t, o in zip(tasks, outcomes, strict=True) if not o.passed}
     known = {
-        k for k in json.loads((FIXTURES / "mbpp_known_failures.json").read_text()) if not k.startswith("_")
+        k for k in json.loads((FIXTURES / "known_failures_mbpp.json").read_text()) if not k.startswith("_")
     }
     assert failing == (known if benchmark == "mbpp" else set())
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import slmlab.execute.syntax as syntax
+import slmlab.execute.syntax.helper as warm
 import slmlab.execute.syntax.java as syntax_java
 from slmlab.execute.syntax import SyntaxVerdict, available_checkers, check_many, check_syntax
 
@@ -280,9 +281,9 @@ def test_available_checkers_names_every_language() -> None:
 # --- the warm helpers ------------------------------------------------------------------------------
 
 
-def _helper_for(checker: str) -> syntax.WarmHelper:
+def _helper_for(checker: str) -> warm.WarmHelper:
     key = {"javac": "JavaSyntaxServer", "node-vm": "syntax_server.js"}[checker]
-    return next(h for h in syntax._helpers.values() if any(key in part for part in h.argv))
+    return next(h for h in warm._helpers.values() if any(key in part for part in h.argv))
 
 
 @pytest.mark.parametrize(
@@ -332,10 +333,10 @@ def test_close_checkers_leaves_no_process() -> None:
     if not shutil.which("node"):
         pytest.skip("no node on PATH")
     check_syntax("1", "js")
-    procs = [h._proc for h in syntax._helpers.values() if h._proc is not None]
+    procs = [h._proc for h in warm._helpers.values() if h._proc is not None]
     syntax.close_checkers()
     assert procs and all(p.poll() is not None for p in procs)  # exited and reaped
-    assert syntax._helpers == {}
+    assert warm._helpers == {}
     assert check_syntax("1", "js").ok  # and a later check starts afresh
 
 
@@ -351,8 +352,8 @@ _ECHO = (
 )
 
 
-def _fake(script: str, **kwargs) -> syntax.WarmHelper:
-    return syntax.WarmHelper("fake helper", [sys.executable, "-c", script], **kwargs)
+def _fake(script: str, **kwargs) -> warm.WarmHelper:
+    return warm.WarmHelper("fake helper", [sys.executable, "-c", script], **kwargs)
 
 
 def test_helper_times_out_kills_and_carries_on() -> None:
@@ -393,7 +394,7 @@ def test_helper_that_cannot_start_says_why_and_is_not_retried() -> None:
     assert all(r["status"] == "error" for r in replies)
     assert "exited with status 3" in replies[0]["message"] and "boom: no compiler" in replies[0]["message"]
     assert helper.broken is not None
-    missing = syntax.WarmHelper("missing", ["/nonexistent/java"])
+    missing = warm.WarmHelper("missing", ["/nonexistent/java"])
     assert "could not start" in missing.request_many([b"x"])[0]["message"]
 
 

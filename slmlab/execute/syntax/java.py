@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from slmlab.execute.syntax import HelperError, SyntaxVerdict, warm_helper, which
+from slmlab.execute.syntax.helper import HelperError, verdict_from_reply, warm_helper, which
+from slmlab.execute.syntax.verdict import SyntaxVerdict
 
 CHECKER = "javac"
 SERVER_SOURCE = Path(__file__).with_name("JavaSyntaxServer.java")
@@ -104,19 +104,8 @@ def check_many(codes: Sequence[str]) -> list[SyntaxVerdict]:
         return [SyntaxVerdict("unchecked", CHECKER, message=f"java helper unavailable: {exc}")] * len(codes)
     helper = warm_helper("java syntax helper", [java, *JVM_OPTIONS, "-cp", str(classes), SERVER_CLASS])
     replies = helper.request_many([code.encode("utf-8", "replace") for code in codes])
-    return [_verdict(reply) for reply in replies]
+    return [verdict_from_reply(reply, CHECKER) for reply in replies]
 
 
 def check(code: str) -> SyntaxVerdict:
     return check_many([code])[0]
-
-
-def _verdict(reply: dict[str, Any]) -> SyntaxVerdict:
-    status = reply.get("status")
-    line = reply.get("line") if isinstance(reply.get("line"), int) else None
-    message = str(reply.get("message") or "")
-    wrapped = bool(reply.get("wrapped"))
-    if status in ("valid", "invalid"):
-        return SyntaxVerdict(status, CHECKER, line=line, message=message, wrapped=wrapped)
-    # A helper failure is not a verdict on the code: say so rather than guess.
-    return SyntaxVerdict("unchecked", CHECKER, message=message or f"unexpected reply {reply!r}")

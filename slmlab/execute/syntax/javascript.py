@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from slmlab.execute.syntax import SyntaxVerdict, warm_helper, which
+from slmlab.execute.syntax.helper import verdict_from_reply, warm_helper, which
+from slmlab.execute.syntax.verdict import SyntaxVerdict
 
 CHECKER = "node-vm"
 SERVER_SCRIPT = Path(__file__).with_name("syntax_server.js")
@@ -36,18 +36,8 @@ def check_many(codes: Sequence[str]) -> list[SyntaxVerdict]:
         return [SyntaxVerdict("unchecked", CHECKER, message=unavailable_reason() or "no node")] * len(codes)
     helper = warm_helper("node syntax helper", [node, *NODE_OPTIONS, str(SERVER_SCRIPT)])
     replies = helper.request_many([code.encode("utf-8", "replace") for code in codes])
-    return [_verdict(reply) for reply in replies]
+    return [verdict_from_reply(reply, CHECKER) for reply in replies]
 
 
 def check(code: str) -> SyntaxVerdict:
     return check_many([code])[0]
-
-
-def _verdict(reply: dict[str, Any]) -> SyntaxVerdict:
-    status = reply.get("status")
-    line = reply.get("line") if isinstance(reply.get("line"), int) else None
-    message = str(reply.get("message") or "")
-    if status in ("valid", "invalid"):
-        return SyntaxVerdict(status, CHECKER, line=line, message=message)
-    # A helper failure is not a verdict on the code: say so rather than guess.
-    return SyntaxVerdict("unchecked", CHECKER, message=message or f"unexpected reply {reply!r}")

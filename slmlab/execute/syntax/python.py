@@ -6,7 +6,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 
-from slmlab.execute.syntax import SyntaxVerdict
+from slmlab.execute.syntax.verdict import SyntaxVerdict
 
 CHECKER = "python-compile"
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from slmlab.execute.syntax import SyntaxVerdict
+from slmlab.execute.syntax.verdict import SyntaxVerdict
 
 CHECKER = "tree-sitter (grammar only)"
 
