@@ -18,7 +18,8 @@ from slmlab.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="slmlab: a laboratory for small language models on code and math.")  # fmt: skip
-console = Console()
+# Tables need room: rich falls back to 80 columns when the output is not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -125,6 +126,58 @@ def execute(
     _write_jsonl_atomic(out, (r.to_record() for r in evaluation.results))
     print_evaluation(console, evaluation, ks, title=benchmark)
     console.print(f"results: {out}")
+
+
+models_app = typer.Typer(
+    no_args_is_help=True, help="Models slmlab knows by name: list them, fetch them into the cache."
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in models: size, sources tried in order, and whether the cache holds them."""
+    from rich.table import Table
+
+    from slmlab.models import BUILTIN_MODELS
+    from slmlab.models.cache import is_verified
+    from slmlab.models.resolve import cached_path
+
+    table = Table(title="Models (sources are tried in this order: cache, registry package, hub)")
+    for column in ("name", "params", "licence", "registry package", "hub id", "cached"):
+        table.add_column(column)
+    for spec in BUILTIN_MODELS.values():
+        path = cached_path(spec)
+        cached = "no"
+        if path.is_file():
+            ok = spec.registry is not None and is_verified(path, spec.registry.sha256)
+            cached = f"yes ({path.stat().st_size / 1e6:.0f} MB)" if ok else "corrupt: pull --force"
+        package = ""
+        if spec.registry:
+            name, version = spec.registry.packages[0]
+            package = f"{name}=={version}" + (
+                f" +{len(spec.registry.packages) - 1}" if len(spec.registry.packages) > 1 else ""
+            )
+        table.add_row(spec.name, spec.params, spec.licence, package, spec.hub_id or "", cached)
+    console.print(table)
+    console.print(
+        "Also accepted: a local transformers directory, a local .gguf file, or any hub id (org/name)."
+    )
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="a built-in model name (slmlab models list)")],
+    force: Annotated[bool, typer.Option("--force", help="fetch again even if cached")] = False,
+) -> None:
+    """Fetch a built-in model from its registry package, verify its sha256 and cache it."""
+    from slmlab.models import pull
+
+    with console.status(f"fetching {name}"):
+        model = pull(name, force=force)
+    console.print(
+        f"{model.name}: {model.location}/{model.gguf_file}, sha256 {model.sha256} verified (from {escape(model.source)})"
+    )
 
 
 @app.command("sandbox")
