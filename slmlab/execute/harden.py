@@ -195,6 +195,7 @@ class Prepared:
     read_fds: dict[str, int]
     landlock_rules: list[tuple[int, int]]  # everything but the work directory and /proc/self
     bpf: bytes | None
+    reroute: bool = True  # False once the interpreter is known to be reachable by the sandbox uids
 
 
 def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
@@ -239,7 +240,8 @@ def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepare
     own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
-        reroute_sys_path(prepared.read_fds)
+        if prepared.reroute:
+            reroute_sys_path(prepared.read_fds)
     os.chdir(workdir)
     clean_environment(workdir)
     runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]

@@ -191,6 +191,8 @@ class Worker:
         if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
                 expose(self.hardening.read_paths)
+                if self.prepared is not None:
+                    self.prepared.reroute = False
             except OSError:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
             with contextlib.suppress(OSError):  # else they stay on disk, slower but as safe
