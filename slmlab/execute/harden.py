@@ -87,17 +87,25 @@ def drop_privileges(uid: int) -> None:
     os.setresuid(uid, uid, uid)
 
 
+def sandbox_environment(workdir: str) -> dict[str, str]:
+    return {
+        "PATH": SAFE_PATH,
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+    }
+
+
 def clean_environment(workdir: str) -> None:
+    """Nothing of the parent's environment stays. A worker is started with the sandbox's own
+    variables already, so its children only point HOME and TMPDIR at their directory."""
+    wanted = sandbox_environment(workdir)
+    if set(os.environ) == set(wanted) and os.environ["PATH"] == SAFE_PATH:
+        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+        return
     os.environ.clear()
-    os.environ.update(
-        {
-            "PATH": SAFE_PATH,
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "LANG": "C.UTF-8",
-            "PYTHONIOENCODING": "utf-8",
-        }
-    )
+    os.environ.update(wanted)
 
 
 def reset_signals() -> None:

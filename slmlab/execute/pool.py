@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from slmlab.execute.channel import Channel
-from slmlab.execute.harden import Hardening, compile_seccomp, python_read_paths
+from slmlab.execute.harden import Hardening, compile_seccomp, python_read_paths, sandbox_environment
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.tiers import Tier, sandbox_uids, select_tier
@@ -138,7 +138,7 @@ class Executor:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
             # LD_BIND_NOW: resolve every symbol once in the worker instead of in each forked child,
             # where each first call would copy a page of the symbol table.
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LD_BIND_NOW": "1"},
+            env={**sandbox_environment(self.base_dir), "LD_BIND_NOW": "1"},
         )  # fmt: skip
         theirs.close()
         conn = Channel(ours.detach())

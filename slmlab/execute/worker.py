@@ -65,6 +65,7 @@ class Live:
     killed_for: str | None = None
     proc: object | None = None  # a subprocess.Popen for the tiers that start an interpreter
     nonce: str = ""
+    pidfd: int = -1  # readable once the process has ended
 
 
 class Slot:
@@ -187,7 +188,6 @@ class Worker:
         self.stopping = False
         bpf = bytes.fromhex(config.seccomp_bpf) if config.seccomp_bpf else None
         self.prepared = prepare(self.hardening, bpf) if config.tier == "process" else None
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
                 expose(self.hardening.read_paths)
@@ -206,20 +206,15 @@ class Worker:
 
     # ---- main loop -------------------------------------------------------------------------
     def serve(self) -> None:
-        signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Children are watched through pidfds, not SIGCHLD: with no handler and no wake-up pipe to
+        # undo, a forked child starts with nothing to reset.
         while not (self.stopping and not self.live and not self.queue):
             self._start_queued()
             timeout = self._next_timer()
-            readable, _, _ = select.select([self.conn, self.wake_r], [], [], timeout)
+            watched = [self.conn, *(live.pidfd for live in self.live.values())]
+            readable, _, _ = select.select(watched, [], [], timeout)
             if self.conn in readable:
                 self._receive()
-            if self.wake_r in readable:
-                try:
-                    while os.read(self.wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
             self._reap()
             self._check_timers()
 
@@ -304,7 +299,7 @@ class Worker:
         startup = 0.0 if proc is None else 0.25  # a fresh interpreter needs time to start
         park_at = now + startup + limits.park_after_s if limits.park != "off" else None
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
-                              park_at, proc=proc, nonce=nonce)  # fmt: skip
+                              park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
 
     def _hardening_for(self, uid: int | None) -> Hardening:
         return Hardening(**{**self.config.hardening, "uid": uid})
@@ -317,10 +312,7 @@ class Worker:
         try:
             os.setsid()
             become_subreaper()
-            # Signals were reset once in the worker, whose stdin is /dev/null already: only the
-            # worker's own SIGCHLD wake-up is undone here (every step costs page copies).
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            # Signals were reset once in the worker, whose stdin is /dev/null already.
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in slot.fds]
             for target, fd in zip((1, 2, RESULT_FD), high, strict=True):
                 os.dup2(fd, target)
@@ -388,16 +380,16 @@ class Worker:
                     self._send(("parked", live.job_id))
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            live = self.live.pop(pid, None)
-            if live is not None:
-                self._finish(live, status, usage)
+        for live in list(self.live.values()):
+            if os.waitid(os.P_PIDFD, live.pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                continue
+            # Ended but not yet reaped: its pid and process group cannot be reused while we kill
+            # what it left behind, so no stranger can be hit.
+            _kill_tree(live.pid)
+            _, status, usage = os.wait4(live.pid, 0)
+            del self.live[live.pid]
+            os.close(live.pidfd)
+            self._finish(live, status, usage)
 
     def _sweep_orphans(self) -> None:
         """Kill processes re-parented to us whose sample already ended (daemons, grandchildren)."""
@@ -414,8 +406,7 @@ class Worker:
                     pass
 
     def _finish(self, live: Live, status: int, usage) -> None:
-        _kill_tree(live.pid)
-        self._sweep_orphans()
+        self._sweep_orphans()  # also reaps orphans that ended on their own
         if live.proc is not None:
             live.proc.returncode = status  # we reaped it ourselves; keep Popen from waiting again
         outcome = self._classify(live, status, usage)
@@ -520,6 +511,7 @@ def main() -> None:
     while not messages:
         messages = conn.receive()
     config = WorkerConfig(**messages.pop(0))
+    os.environ.pop("LD_BIND_NOW", None)  # read by the loader at start; samples get the sandbox's variables
     reset_signals()  # once here: forked children inherit the default SIGPIPE, SIGXFSZ, ...
     for name in _WARM_IMPORTS:
         __import__(name)
