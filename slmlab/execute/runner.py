@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import errno
 import json
+import json.encoder
 import os
 import sys
 
@@ -30,18 +31,30 @@ PROGRAM_FILENAME = "solution.py"
 TESTS_FILENAME = "tests.py"
 _MAX_DETAIL = 300
 _PRISTINE_BUILTINS = dict(vars(builtins))  # taken before any untrusted code runs
+# This module's own functions look builtins up here, not in the `builtins` module a program may
+# rewrite (functions capture __builtins__ when defined), so nothing needs restoring afterwards.
+__builtins__ = dict(_PRISTINE_BUILTINS)
 _BLOCKED_ERRNOS = {errno.EPERM, errno.EACCES, errno.EROFS}
 # Directories the sandbox shows the program (set by harden); a missing path elsewhere was outside it.
 SANDBOX_ROOTS: list[str] = []
 
 # Bound before untrusted code runs, which may replace module attributes.
-_os_write, _os_close, _dumps = os.write, os.close, json.dumps
+_os_write, _quote = os.write, json.encoder.encode_basestring_ascii
 
 
-def _restore_builtins() -> None:
-    live = vars(builtins)
-    live.clear()
-    live.update(_PRISTINE_BUILTINS)
+def _encode_record(record: dict) -> bytes:
+    """JSON for a flat record of str, int, float, bool and None. Hand-written because json.dumps runs
+    Python code that looks up the builtins a program may have replaced."""
+    parts = []
+    for key, value in record.items():
+        if value is None or value is True or value is False:
+            text = {None: "null", True: "true", False: "false"}[value]
+        elif type(value) is int or type(value) is float:
+            text = repr(value)
+        else:
+            text = _quote(str(value))
+        parts.append(_quote(key) + ":" + text)
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def _safe_text(obj) -> str:
@@ -130,9 +143,7 @@ def run_program(definitions: str, tests: str, entry_point: str | None = None) ->
     try:
         exec(code, namespace)
     except BaseException as exc:
-        _restore_builtins()
         return classify_exception(exc, "definition")
-    _restore_builtins()
 
     shadows = set(_PRISTINE_BUILTINS) - {entry_point}
     test_namespace = {k: v for k, v in namespace.items() if k not in shadows and not k.startswith("__")}
@@ -140,9 +151,7 @@ def run_program(definitions: str, tests: str, entry_point: str | None = None) ->
     try:
         exec(test_code, test_namespace)
     except BaseException as exc:
-        _restore_builtins()
         return classify_exception(exc, "tests")
-    _restore_builtins()
     return {"status": "passed", "phase": "tests"}
 
 
@@ -211,7 +220,7 @@ def execute_and_report(payload: dict) -> None:
     if leftovers:
         record["leftover_processes"] = leftovers
     try:
-        _os_write(RESULT_FD, b"\n" + _dumps(record).encode() + b"\n")
+        _os_write(RESULT_FD, b"\n" + _encode_record(record) + b"\n")
     except OSError:
         pass  # the program closed our descriptor: no record, so the worker reports no_tests_run
 
