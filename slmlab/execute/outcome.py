@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -46,7 +46,8 @@ class Outcome:
         return self.status is Status.PASSED
 
     def to_dict(self) -> dict:
-        record = asdict(self)
+        record = dict(vars(self))  # shallow: dataclasses.asdict deep-copies, a cost paid per sample
+        record["extra"] = dict(self.extra)
         record["status"] = self.status.value
         record["passed"] = self.passed
         return record
