@@ -3,9 +3,9 @@
 The executor starts a few of these (one per core) with a clean environment and talks to each over a
 socket. A worker imports little, so forking it is cheap (`process` tier); for the `bwrap` and
 `subprocess` tiers it starts a fresh interpreter per sample instead. Either way the worker owns the
-child's limits: the wall-clock deadline, moving a long-running child to low priority ("parking",
-see Limits.park) so the next sample can start, killing the whole process tree, reaping every process (it is a child
-subreaper, so orphans come back to it) and classifying how the child ended.
+child's limits: the wall-clock deadline, moving a long-running child aside ("parking", see
+Limits.park) so the next sample can start, killing the whole process tree, reaping every process
+(it is a child subreaper, so orphans come back to it) and classifying how the child ended.
 
 Messages from the executor: ("run", job_id, payload, limits) and ("stop",).
 Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
