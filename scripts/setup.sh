@@ -27,7 +27,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Quiet unless it fails: the build backend's notices are kept in .venv/install.log.
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-if ! .venv/bin/python -m pip install -q -e '.[dev]' >.venv/install.log 2>&1; then
+# torch first and pinned, so nothing that needs it can pull a multi-GB CUDA build instead.
+if ! { .venv/bin/python -m pip install -q "torch==2.13.0" && .venv/bin/python -m pip install -q -e '.[dev]'; } >.venv/install.log 2>&1; then
   tail -n 30 .venv/install.log >&2
   echo "slmlab failed to install (full log: .venv/install.log)" >&2
   exit 1

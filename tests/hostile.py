@@ -89,7 +89,7 @@ HOSTILE = [
     _h(
         "redefine_builtins_to_fake_pass",
         "import builtins\nbuiltins.abs = lambda x: 0\nabs = lambda x: 0\nlen = lambda x: 0\n"
-       "builtins.isinstance = lambda *a: True\nbuiltins.str = lambda *a: 'passed'\n"
+        "builtins.isinstance = lambda *a: True\nbuiltins.str = lambda *a: 'passed'\n"
         "def f(x):\n    builtins.abs = lambda v: 0\n    return -100\n",
         "failed_assertion",
         tests="assert abs(f(2) - 3) < 1e-6\n",

@@ -73,6 +73,11 @@ def test_models_list_and_bad_names(tmp_path):
     env = {"SLMLAB_HOME": str(tmp_path)}
     done = slmlab("models", "list", env=env)
     assert done.returncode == 0
-    for name in ("smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"):
+    for name in (
+        "smollm2-135m-instruct",
+        "gemma3-270m",
+        "qwen2.5-coder-0.5b-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+    ):
         assert name in done.stdout
     _one_line_error(slmlab("models", "pull", "qwen-coder-0.5b", env=env), "unknown model", "did you mean")

@@ -1,0 +1,101 @@
+"""Loading a resolved model with transformers: tokenizer and causal LM, in the dtype asked for.
+
+GGUF files are converted once and kept as a transformers directory (safetensors) in the cache,
+keyed by the file's sha256: converting SmolLM2's GGUF takes ~20 s on a laptop CPU, loading the
+export well under a second, and the dense export runs ~2x faster in bfloat16 than transformers'
+packed-GGUF path. torch and transformers are imported only here, when a model is really loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmlab.errors import UserError
+from slmlab.models.cache import sha256_file, slmlab_home
+from slmlab.models.resolve import ResolvedModel, resolve
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: object  # a transformers PreTrainedModel
+    tokenizer: object  # a transformers tokenizer
+    resolved: ResolvedModel
+    dtype: str
+    load_seconds: float
+    converted: bool  # True when this load converted a GGUF file (slow, once per file)
+
+
+def choose_dtype(requested: str, device: str = "cpu") -> str:
+    """bfloat16 unless asked otherwise: measured 1.8-2.3x faster than float32 on 2-core CPUs, and
+    the native dtype of the small models here."""
+    if requested not in DTYPES:
+        raise UserError(f"unknown dtype '{requested}': choose one of {', '.join(DTYPES)}")
+    return "bfloat16" if requested == "auto" else requested
+
+
+def export_dir(gguf_sha256: str) -> Path:
+    return slmlab_home() / "exports" / gguf_sha256[:24]
+
+
+def _convert(resolved: ResolvedModel, destination: Path) -> None:
+    """GGUF -> transformers directory, written atomically (a killed conversion leaves nothing)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = dict(gguf_file=resolved.gguf_file)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **gguf)
+        model = AutoModelForCausalLM.from_pretrained(resolved.location, dtype=torch.float32, **gguf)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad file
+        raise UserError(
+            f"{resolved.location}/{resolved.gguf_file} could not be read as a GGUF model: {exc}"
+        ) from None
+    # A GGUF-loaded model refuses save_pretrained while it remembers its quantization.
+    model.config.quantization_config = None
+    model.hf_quantizer = None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".convert-"))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
+    """Resolve `name` (see resolve) and load it for generation, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.monotonic()
+    resolved = resolve(name, download=download)
+    chosen = choose_dtype(dtype)
+    converted = False
+    location = resolved.location
+    if resolved.kind == "gguf":
+        sha = resolved.sha256 or sha256_file(Path(resolved.location, resolved.gguf_file))
+        target = export_dir(sha)
+        if not (target / "config.json").is_file():
+            _convert(resolved, target)
+            converted = True
+        location = str(target)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, chosen))
+    except OSError as exc:
+        raise UserError(
+            f"model '{name}' could not be loaded from {location}: {str(exc).splitlines()[0]}"
+        ) from None
+    model.eval()
+    return LoadedModel(
+        name, model, tokenizer, resolved, chosen, round(time.monotonic() - started, 2), converted
+    )
