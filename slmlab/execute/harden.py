@@ -74,10 +74,12 @@ def set_rlimits(limits: Limits, nproc_base: int | None = 0) -> None:
             nproc_base + limits.max_processes,
             nproc_base + limits.max_processes,
         )
+    root = os.geteuid() == 0
     for which, (soft, hard) in settings.items():
-        _, current_hard = resource.getrlimit(which)
-        if current_hard != resource.RLIM_INFINITY:  # an ordinary user cannot raise a hard limit
-            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        if not root:  # an ordinary user cannot raise a hard limit
+            _, current_hard = resource.getrlimit(which)
+            if current_hard != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current_hard), min(hard, current_hard)
         resource.setrlimit(which, (soft, hard))
 
 

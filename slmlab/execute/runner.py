@@ -31,6 +31,10 @@ PROGRAM_FILENAME = "solution.py"
 TESTS_FILENAME = "tests.py"
 _MAX_DETAIL = 300
 _PRISTINE_BUILTINS = dict(vars(builtins))  # taken before any untrusted code runs
+_BUILTIN_NAMES = frozenset(_PRISTINE_BUILTINS)
+# The tests' private builtins, copied once: a sandboxed process runs one program, and copying the
+# dict per program would touch (and, in a forked child, copy the pages of) every builtin object.
+_TEST_BUILTINS = dict(_PRISTINE_BUILTINS)
 # This module's own functions look builtins up here, not in the `builtins` module a program may
 # rewrite (functions capture __builtins__ when defined), so nothing needs restoring afterwards.
 __builtins__ = dict(_PRISTINE_BUILTINS)
@@ -145,9 +149,9 @@ def run_program(definitions: str, tests: str, entry_point: str | None = None) ->
     except BaseException as exc:
         return classify_exception(exc, "definition")
 
-    shadows = set(_PRISTINE_BUILTINS) - {entry_point}
-    test_namespace = {k: v for k, v in namespace.items() if k not in shadows and not k.startswith("__")}
-    test_namespace.update(__name__="tests", __builtins__=dict(_PRISTINE_BUILTINS))
+    test_namespace = {k: v for k, v in namespace.items()
+                      if (k not in _BUILTIN_NAMES or k == entry_point) and not k.startswith("__")}  # fmt: skip
+    test_namespace.update(__name__="tests", __builtins__=_TEST_BUILTINS)
     try:
         exec(test_code, test_namespace)
     except BaseException as exc:
@@ -161,9 +165,12 @@ def _reap_leftovers() -> int:
 
     killed = 0
     for _ in range(100):
-        try:
-            with open(f"/proc/self/task/{os.getpid()}/children") as f:
-                children = [int(p) for p in f.read().split()]
+        try:  # os.open/os.read: a text file object would cost more than the whole check
+            fd = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY)
+            try:
+                children = [int(p) for p in os.read(fd, 65536).split()]
+            finally:
+                os.close(fd)
         except OSError:
             children = []
         if not children:
