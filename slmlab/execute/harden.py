@@ -58,22 +58,32 @@ def python_read_paths() -> list[str]:
     return sorted(p for p in paths if p and os.path.isdir(p))
 
 
-def set_rlimits(limits: Limits, nproc_base: int | None = 0) -> None:
-    """nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
-    its namespaces first and the runner inside applies the cap)."""
+def _static_limits(limits: Limits) -> dict:
     memory = limits.memory_mb * 1024 * 1024
-    settings = {
-        resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1),
+    return {
         resource.RLIMIT_AS: (memory, memory),
         resource.RLIMIT_FSIZE: (limits.output_bytes, limits.output_bytes),
         resource.RLIMIT_NOFILE: (limits.max_open_files, limits.max_open_files),
         resource.RLIMIT_CORE: (0, 0),
     }
+
+
+def set_rlimits(limits: Limits, nproc_base: int | None = 0, static: bool = True) -> None:
+    """nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
+    its namespaces first and the runner inside applies the cap). static False: the limits that are
+    the same for every sample were set once in the forking worker already (apply_once)."""
+    settings = {resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1)}
+    if static:
+        settings.update(_static_limits(limits))
     if nproc_base is not None:
         settings[resource.RLIMIT_NPROC] = (
             nproc_base + limits.max_processes,
             nproc_base + limits.max_processes,
         )
+    _apply_rlimits(settings)
+
+
+def _apply_rlimits(settings: dict) -> None:
     root = os.geteuid() == 0
     for which, (soft, hard) in settings.items():
         if not root:  # an ordinary user cannot raise a hard limit
@@ -206,6 +216,8 @@ class Prepared:
     landlock_rules: list[tuple[int, int]]  # everything but the work directory and /proc/self
     bpf: bytes | None
     reroute: bool = True  # False once the interpreter is known to be reachable by the sandbox uids
+    static_limits: dict | None = None  # limits already applied to the forking process (apply_once)
+    bpf_loaded: bool = False  # the forking process carries the seccomp filter; children inherit it
 
 
 def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
@@ -242,11 +254,24 @@ def reroute_sys_path(fds: dict[str, int]) -> None:
         sys.path_importer_cache.clear()
 
 
+def apply_once(prepared: Prepared, hardening: Hardening, limits: Limits) -> None:
+    """In a process that forks one sandboxed child per sample: apply the steps that are the same
+    for every child, once, so that each child inherits them instead of paying for them.
+
+    The seccomp filter is loaded here only when Landlock scopes signals (ABI >= 6): without that, the
+    filter forbids signals to process groups, which the forking process needs."""
+    prepared.static_limits = _static_limits(limits)  # never the CPU limit: the worker runs for hours
+    _apply_rlimits(prepared.static_limits)
+    if prepared.bpf is not None and hardening.landlock_abi >= 6:
+        load_bpf(prepared.bpf)
+        prepared.bpf_loaded = True
+
+
 def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepared | None = None) -> None:
     """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
     first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good)."""
     prepared = prepared or prepare(hardening)
-    set_rlimits(limits, hardening.nproc_base)
+    set_rlimits(limits, hardening.nproc_base, static=prepared.static_limits != _static_limits(limits))
     own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
@@ -262,5 +287,5 @@ def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepare
         landlock.restrict_self(
             landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra)
         )
-    if prepared.bpf is not None:
+    if prepared.bpf is not None and not prepared.bpf_loaded:
         load_bpf(prepared.bpf)

@@ -129,7 +129,7 @@ class Executor:
         os.mkdir(worker_dir, 0o711)
         config = WorkerConfig(
             tier=self.tier.name, label=self.tier.label, base_dir=worker_dir, hardening=asdict(self._hardening),
-            uids=uids, max_parked=self.max_parked, seccomp_bpf=self._bpf,
+            uids=uids, max_parked=self.max_parked, limits=self.limits.to_dict(), seccomp_bpf=self._bpf,
             bootstrap=_bootstrap("from slmlab.execute.runner import main; main()", self._site_dirs),
         )  # fmt: skip
         code = _bootstrap("from slmlab.execute.worker import main; main()", [])

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 
 from slmlab.execute.channel import Channel
 from slmlab.execute.exposure import expose, private_tmpfs
-from slmlab.execute.harden import Hardening, become_subreaper, harden, prepare, reset_signals, set_rlimits
+from slmlab.execute.harden import (
+    Hardening,
+    apply_once,
+    become_subreaper,
+    harden,
+    prepare,
+    reset_signals,
+    set_rlimits,
+)
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, execute_and_report
@@ -47,6 +55,7 @@ class WorkerConfig:
     hardening: dict  # Hardening fields except uid
     uids: list[int] | None  # per-sample uids (root only); None: keep ours
     max_parked: int = 16
+    limits: dict | None = None  # the executor's default limits, applied once where they can be
     seccomp_bpf: str = ""  # compiled by the executor (hex), so workers need not import libseccomp
     bootstrap: str = ""  # python -c code that starts the runner in a fresh interpreter
 
@@ -197,6 +206,8 @@ class Worker:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
             with contextlib.suppress(OSError):  # else they stay on disk, slower but as safe
                 private_tmpfs(config.base_dir, _SCRATCH_MB)
+        if self.prepared is not None and config.limits:
+            apply_once(self.prepared, self.hardening, Limits(**config.limits))
         self.bwrap_args = []
         if config.tier == "bwrap":
             # Imported here: the process tier's forks stay smaller without it.
