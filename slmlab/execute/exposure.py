@@ -15,6 +15,8 @@ import ctypes
 import os
 import stat
 
+from slmlab.execute import landlock
+
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = (
     1,
@@ -41,6 +43,26 @@ def private_ancestor(path: str) -> str | None:
     return None
 
 
+_in_private_namespace = False
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _private_mount_namespace() -> None:
+    """Move this process into a mount namespace of its own (once), with no propagation to the host."""
+    global _in_private_namespace
+    if _in_private_namespace:
+        return
+    libc = landlock.libc()
+    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+    _in_private_namespace = True
+
+
 def expose(paths: list[str]) -> list[str]:
     """Make `paths` reachable by every uid in this process's (new) mount namespace.
 
@@ -54,30 +76,20 @@ def expose(paths: list[str]) -> list[str]:
             needed.setdefault(ancestor, []).append(path)
     if not needed:
         return []
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def check(result: int, what: str) -> None:
-        if result != 0:
-            raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
-
-    check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+    _private_mount_namespace()
+    libc = landlock.libc()
     # Opened inside the new namespace (a bind source must be a mount of the caller's namespace) and
     # before the tmpfs hides them.
     fds = {path: os.open(path, os.O_PATH) for paths_ in needed.values() for path in paths_}
     for ancestor, inside in needed.items():
-        check(
-            libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755"),
-            f"tmpfs on {ancestor}",
-        )
+        _check(libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755"),
+               f"tmpfs on {ancestor}")  # fmt: skip
         for path in sorted(inside, key=len):
             os.makedirs(path, exist_ok=True)
             source = f"/proc/self/fd/{fds[path]}".encode()
-            check(libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
-            check(
-                libc.mount(None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
-                f"read-only {path}",
-            )
+            _check(libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
+            _check(libc.mount(None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
+                   f"read-only {path}")  # fmt: skip
     for fd in fds.values():
         os.close(fd)
     return sorted(needed)
@@ -89,9 +101,7 @@ def private_tmpfs(path: str, size_mb: int) -> None:
     Sample directories in memory are a quarter faster than on disk, and the size cap keeps a program
     that writes many files from filling memory. Raises OSError where mounting is not permitted.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "cannot create a private mount namespace")
+    _private_mount_namespace()
     options = f"size={size_mb}m,mode=711".encode()
-    if libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
-        raise OSError(ctypes.get_errno(), f"cannot mount a tmpfs on {path}")
+    _check(landlock.libc().mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
+           f"tmpfs on {path}")  # fmt: skip
