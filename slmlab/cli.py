@@ -40,7 +40,7 @@ def _write_jsonl_atomic(path: Path, records) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(json.dumps(record) + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -126,6 +126,118 @@ def execute(
     _write_jsonl_atomic(out, (r.to_record() for r in evaluation.results))
     print_evaluation(console, evaluation, ks, title=benchmark)
     console.print(f"results: {out}")
+
+
+def _eval_options(**given) -> dict:
+    """Only the options the user gave: the defaults live in one place, EvalConfig."""
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _run_and_report(config) -> None:
+    from slmlab.eval import run_eval
+
+    result = run_eval(config, console)
+    console.print(f"samples: {result.report_dir / 'samples.jsonl'}")
+    console.print(f"report: [bold]{result.report_dir / 'report.html'}[/bold]")
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        str, typer.Option(help="built-in name (slmlab models list), hub id, local directory or .gguf")
+    ],
+    benchmark: Annotated[
+        str | None, typer.Option(help="humaneval, mbpp, mbpp-sanitized, minibench or a tasks .jsonl")
+    ] = None,
+    n: Annotated[int | None, typer.Option(help="samples per task [1]")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first K tasks")] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 is greedy [0]")] = None,
+    top_p: Annotated[float | None, typer.Option(help="nucleus sampling [1.0]")] = None,
+    top_k: Annotated[int | None, typer.Option(help="0 is off [0]")] = None,
+    repetition_penalty: Annotated[float | None, typer.Option(help="[1.0]")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="generation budget per sample [512]")] = None,
+    seed: Annotated[int | None, typer.Option(help="sampling seed [1234]")] = None,
+    prompt_mode: Annotated[str | None, typer.Option(help="auto, plain or chat [auto]")] = None,
+    few_shot: Annotated[
+        int | None, typer.Option(help="examples from the benchmark before each prompt [0]")
+    ] = None,
+    stop: Annotated[
+        list[str] | None, typer.Option(help="a stop sequence (repeat the option for more) [benchmark's set]")
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, bfloat16, float16 or float32 [auto]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="sequences generated together [32]")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="auto, bwrap, process or subprocess [auto]")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per program [5]")] = None,
+    workers: Annotated[int | None, typer.Option(help="execution workers [one per core]")] = None,
+    k: Annotated[str | None, typer.Option(help="pass@k values to report [1,10,100]")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
+    out: Annotated[str | None, typer.Option(help="folder of the run store and reports [slmlab-runs]")] = None,
+) -> None:
+    """Evaluate a model on a benchmark: generate, execute in the sandbox, report. Re-running the same
+    command resumes an interrupted run."""
+    from slmlab.eval.config import make_config
+
+    options = _eval_options(model=model, benchmark=benchmark, n=n, limit=limit, temperature=temperature, top_p=top_p,
+                            top_k=top_k, repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot, stop=stop or None, dtype=dtype,
+                            batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
+                            k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out)  # fmt: skip
+    _run_and_report(make_config(options, "options"))
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[
+        Path, typer.Argument(help="YAML file with the fields of `slmlab eval` (model, benchmark, n, ...)")
+    ],
+) -> None:
+    """Run an evaluation described by a YAML config (the same fields as `slmlab eval`'s options)."""
+    from slmlab.eval.config import load_config
+
+    _run_and_report(load_config(config))
+
+
+@app.command("runs")
+def runs_command(
+    out: Annotated[Path, typer.Option(help="folder of the run store")] = Path("slmlab-runs"),
+) -> None:
+    """List the runs in a store, with their model, benchmark and pass@1."""
+    from rich.table import Table
+
+    from slmlab.eval.lookup import open_store
+
+    with open_store(out) as store:
+        table = Table(title=f"Runs in {store.path}")
+        for column in ("run", "model", "benchmark", "samples", "checked", "pass@1", "finished"):
+            table.add_column(column)
+        for run in store.runs():
+            config = store.run_config(run["run_id"])
+            p1 = store.metrics(run["run_id"]).get("pass_at_k", {}).get("1")
+            table.add_row(run["run_id"], escape(str(config.get("model", ""))), escape(str(config.get("benchmark", ""))),
+                          str(run["samples"]), str(run["checked"]),
+                          f"{p1['value']:.3f} [{p1['low']:.3f}, {p1['high']:.3f}]" if p1 else "-",
+                          "yes" if run["finished"] else "no")  # fmt: skip
+        console.print(table)
+
+
+@app.command("compare")
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="run id (or a unique prefix), or a run's report folder")],
+    run_b: Annotated[str, typer.Argument(help="run id (or a unique prefix), or a run's report folder")],
+    out: Annotated[Path, typer.Option(help="folder of the run store")] = Path("slmlab-runs"),
+    k: Annotated[int, typer.Option(help="compare pass@k")] = 1,
+) -> None:
+    """Paired comparison of two runs on the tasks both contain, with its verdict."""
+    from slmlab.eval.lookup import run_outcomes
+    from slmlab.metrics import compare_runs
+
+    a_label, a = run_outcomes(run_a, out)
+    b_label, b = run_outcomes(run_b, out)
+    if not set(a) & set(b):
+        raise UserError(f"runs {a_label} and {b_label} share no task: compare runs on the same benchmark")
+    comparison = compare_runs(a, b, k=k)
+    console.print(f"A: {escape(a_label)}\nB: {escape(b_label)}")
+    console.print(comparison.verdict)
 
 
 models_app = typer.Typer(

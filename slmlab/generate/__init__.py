@@ -1,0 +1,36 @@
+"""Generation: batched sampling with slot refill, stop sequences, per-sample seeds, finish reasons.
+
+Names are imported lazily: the engine needs torch, settings and stop sequences do not.
+"""
+
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "BatchGenerator": "slmlab.generate.engine",
+    "FINISH_REASONS": "slmlab.generate.engine",
+    "Generation": "slmlab.generate.engine",
+    "Request": "slmlab.generate.engine",
+    "SamplingParams": "slmlab.generate.params",
+    "sample_seed": "slmlab.generate.sampling",
+    "HUMANEVAL_STOPS": "slmlab.generate.stops",
+    "MBPP_STOPS": "slmlab.generate.stops",
+    "StopFinder": "slmlab.generate.stops",
+    "cut_at_stop": "slmlab.generate.stops",
+    "default_stops": "slmlab.generate.stops",
+}
+
+if TYPE_CHECKING:
+    from slmlab.generate.engine import FINISH_REASONS, BatchGenerator, Generation, Request
+    from slmlab.generate.params import SamplingParams
+    from slmlab.generate.sampling import sample_seed
+    from slmlab.generate.stops import HUMANEVAL_STOPS, MBPP_STOPS, StopFinder, cut_at_stop, default_stops
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name not in _EXPORTS:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

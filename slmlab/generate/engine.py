@@ -1,0 +1,230 @@
+"""Batched generation with slot refill: a sample leaves the batch the step it stops, and new
+samples join as soon as enough slots are free, so the batch stays full instead of waiting for its
+slowest member (what plain batched `model.generate` does).
+
+transformers gives the model, its KV cache and the logits processors; what it does not give on CPU
+is this scheduling over a dynamic cache, so it is written here: the cache of rows that finished is
+dropped, and a new group's prefilled cache is left-padded to the running one and concatenated
+(every row stays left-padded, so positions are the cumulative sum of the attention mask). Samples
+of the same prompt share one prefill, and prompts join in order of length, so padding stays small.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from slmlab.generate.sampling import SamplingParams, logits_processors, make_generator, next_tokens
+from slmlab.generate.stops import StopFinder
+
+FINISH_REASONS = ("stop", "eos", "length")
+
+
+@dataclass(frozen=True)
+class Request:
+    key: Hashable  # e.g. (task_id, sample_index)
+    prompt: str
+    seed: int
+    add_special_tokens: bool = True  # False when the prompt is already a rendered chat template
+
+
+@dataclass(frozen=True)
+class Generation:
+    key: Hashable
+    text: str  # cut before the stop sequence; no special tokens
+    tokens: int  # generated tokens, up to and including the one that ended it
+    finish_reason: str  # stop | eos | length (length means truncated)
+    seconds: float  # from joining the batch to finishing
+    prompt_tokens: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+@dataclass
+class _Row:
+    request: Request
+    prompt_ids: list[int]
+    generator: torch.Generator
+    limit: int  # max new tokens for this row (the context may be shorter than the setting)
+    stops: StopFinder
+    started: float
+    ids: list[int] = field(default_factory=list)
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+class BatchGenerator:
+    """Generates completions for many requests with one model, `batch_size` rows at a time."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        params: SamplingParams,
+        stops: tuple[str, ...] = (),
+        batch_size: int = 32,
+        refill: bool = True,
+    ):
+        self.model, self.tokenizer, self.params = model, tokenizer, params
+        self.stops = stops
+        self.batch_size = max(1, batch_size)
+        self.processors = logits_processors(params)
+        self.eos_ids = self._eos_ids()
+        self.context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+        # Merging caches is only exact for plain full-attention layers; sliding-window caches
+        # (Gemma 3) keep their own bookkeeping, so those models run batch after batch instead.
+        probe = DynamicCache(config=model.config)
+        self.refill = refill and all(type(layer) is DynamicLayer for layer in probe.layers)
+        self.min_admit = max(1, self.batch_size // 8)
+        self._encoded: dict[tuple[str, bool], list[int]] = {}
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for source in (
+            getattr(self.model.generation_config, "eos_token_id", None),
+            self.tokenizer.eos_token_id,
+        ):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
+    def _encode(self, request: Request) -> list[int]:
+        key = (request.prompt, request.add_special_tokens)
+        if key not in self._encoded:
+            self._encoded[key] = self.tokenizer(
+                request.prompt, add_special_tokens=request.add_special_tokens
+            )["input_ids"]
+        return self._encoded[key]
+
+    # ---- the loop ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run(self, requests: Iterable[Request], on_result: Callable[[Generation], None]) -> None:
+        """Generate every request; `on_result` gets each sample the moment it is finished."""
+        queue = sorted(requests, key=lambda r: (len(self._encode(r)), r.prompt))
+        pending = deque(queue)
+        self.rows: list[_Row] = []
+        self.cache = None
+        self.mask = None
+        self.last: list[int] = []  # each row's newest token, not yet fed to the model
+        self.on_result = on_result
+        while pending or self.rows:
+            free = self.batch_size - len(self.rows)
+            if pending and (not self.rows or (self.refill and free >= min(self.min_admit, len(pending)))):
+                self._admit([pending.popleft() for _ in range(min(free, len(pending)))])
+            if self.rows:
+                self._step()
+
+    def _admit(self, requests: list[Request]) -> None:
+        now = time.monotonic()
+        prompts: dict[tuple[str, bool], int] = {}
+        for r in requests:
+            prompts.setdefault((r.prompt, r.add_special_tokens), len(prompts))
+        encoded = [self._encoded[key] for key in prompts]
+        width = max(len(ids) for ids in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+        # One prefill per distinct prompt, then one row per request.
+        which = torch.tensor([prompts[(r.prompt, r.add_special_tokens)] for r in requests])
+        cache.batch_select_indices(which)
+        logits = out.logits[which, -1]
+        mask = mask[which]
+        rows = []
+        for r in requests:
+            ids = self._encoded[(r.prompt, r.add_special_tokens)]
+            rows.append(_Row(r, ids, make_generator(r.seed), max(0, min(self.params.max_new_tokens, self.context - len(ids))),
+                             StopFinder(self.stops), now))  # fmt: skip
+        self._merge(cache, mask)
+        self.rows.extend(rows)
+        self.last.extend([0] * len(rows))
+        self._advance(logits, first=len(self.rows) - len(rows))
+
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        if self.cache is None or not self.rows:
+            self.cache, self.mask = cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([_left_pad(old.keys, width, -2), _left_pad(new.keys, width, -2)])
+            old.values = torch.cat([_left_pad(old.values, width, -2), _left_pad(new.values, width, -2)])
+        self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(mask, width, 1)])
+
+    def _step(self) -> None:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+        out = self.model(input_ids=torch.tensor(self.last)[:, None], attention_mask=self.mask,
+                         position_ids=self.mask.sum(-1, keepdim=True) - 1, past_key_values=self.cache,
+                         use_cache=True, logits_to_keep=1)  # fmt: skip
+        self._advance(out.logits[:, -1], first=0)
+
+    def _advance(self, logits: torch.Tensor, first: int) -> None:
+        """Choose the next token of rows first.. (one per row of `logits`), finish those that end."""
+        rows = self.rows[first:]
+        histories = [r.prompt_ids + r.ids for r in rows] if self.params.repetition_penalty != 1.0 else None
+        chosen = next_tokens(logits, self.params, self.processors, histories, [r.generator for r in rows])
+        finished = []
+        for offset, (row, token) in enumerate(zip(rows, chosen, strict=True)):
+            index = first + offset
+            if row.limit == 0:  # the prompt alone fills the context
+                finished.append(index)
+                self._finish(row, "", "length")
+                continue
+            row.ids.append(token)
+            self.last[index] = token
+            if token in self.eos_ids:
+                finished.append(index)
+                self._finish(row, self.tokenizer.decode(row.ids[:-1], skip_special_tokens=True), "eos")
+                continue
+            text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+            cut = row.stops.find(text)
+            if cut is not None:
+                finished.append(index)
+                self._finish(row, text[:cut], "stop")
+            elif len(row.ids) >= row.limit:
+                finished.append(index)
+                self._finish(row, text, "length")
+        if finished:
+            self._drop(finished)
+
+    def _finish(self, row: _Row, text: str, reason: str) -> None:
+        self.on_result(Generation(row.request.key, text, len(row.ids), reason,
+                                  round(time.monotonic() - row.started, 4), len(row.prompt_ids)))  # fmt: skip
+
+    def _drop(self, finished: list[int]) -> None:
+        gone = set(finished)
+        keep = [i for i in range(len(self.rows)) if i not in gone]
+        self.rows = [self.rows[i] for i in keep]
+        self.last = [self.last[i] for i in keep]
+        if not keep:
+            self.cache, self.mask = None, None
+            return
+        index = torch.tensor(keep)
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        # Columns that are padding in every remaining row are dead weight: drop them.
+        used = self.mask.any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else 0
+        if start:
+            self.mask = self.mask[:, start:]
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[..., start:, :]
+                layer.values = layer.values[..., start:, :]

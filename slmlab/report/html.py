@@ -1,0 +1,98 @@
+"""One self-contained HTML file per run: the summary tables, the figures (inline SVG) and a browsable,
+filterable list of samples (prompt, completion, outcome, error, quality flags). No network needed to
+open it, nothing to install: plain HTML, a little CSS, a few lines of JavaScript for the filter."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from slmlab.report.summary import RunSummary
+
+MAX_LISTED_SAMPLES = 5000  # beyond this the file gets unwieldy; the store and samples.jsonl hold all
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ddd;padding:3px 9px;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+details{border:1px solid #ddd;border-radius:4px;margin:3px 0;padding:3px 8px}summary{cursor:pointer}
+pre{background:#f7f7f7;padding:6px;overflow-x:auto;white-space:pre-wrap;font-size:12px}
+.passed{color:#2e7d32}.fail{color:#c62828}.flag{background:#fff3e0;border-radius:3px;padding:0 4px;margin-left:4px;font-size:12px}
+figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}figure svg{max-width:520px;height:auto}
+"""
+
+_FILTER = """
+function filterSamples(){const s=document.getElementById('status').value,t=document.getElementById('task').value.toLowerCase();
+let shown=0;for(const d of document.querySelectorAll('#samples details')){const ok=(!s||d.dataset.status===s||d.dataset.flags.includes(s))
+&&(!t||d.dataset.task.toLowerCase().includes(t));d.style.display=ok?'':'none';shown+=ok;}
+document.getElementById('shown').textContent=shown;}
+"""
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _sample_html(row) -> str:
+    outcome = row.outcome or {}
+    status = outcome.get("status", "unchecked")
+    flags = [f for f, on in row.generation.get("flags", {}).items() if on is True]
+    error = " ".join(str(outcome.get(k) or "") for k in ("error_type", "detail")).strip()
+    if outcome.get("line"):
+        error += f" (line {outcome['line']})"
+    badge = "".join(f'<span class="flag">{escape(f)}</span>' for f in flags)
+    css = "passed" if status == "passed" else "fail"
+    generation = {k: row.generation.get(k) for k in ("tokens", "finish_reason", "seconds", "prompt_tokens")}
+    parts = [
+        f'<details data-status="{escape(status)}" data-flags="{escape(" ".join(flags))}" data-task="{escape(row.task_id)}">',
+        f'<summary>{escape(row.task_id)} #{row.sample_index} <b class="{css}">{escape(status)}</b> {escape(error[:160])}{badge}</summary>',
+        f"<p>generation: {escape(json.dumps(generation))}</p>",
+        f"<p>prompt</p><pre>{escape(row.prompt)}</pre>",
+        f"<p>{'program' if row.generation.get('whole_program') else 'completion'}</p><pre>{escape(row.completion)}</pre>",
+    ]
+    if row.generation.get("text", row.completion) != row.completion:
+        parts.append(f"<p>raw answer</p><pre>{escape(row.generation['text'])}</pre>")
+    for stream in ("stdout", "stderr"):
+        if outcome.get(stream):
+            parts.append(f"<p>{stream}</p><pre>{escape(outcome[stream][-4000:])}</pre>")
+    return "".join(parts) + "</details>"
+
+
+def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
+    config = summary.config
+    title = f"{config.get('model', '?')} on {config.get('benchmark', '?')}"
+    passk = [[f"pass@{k}", f"{v.value:.4f}", f"[{v.low:.4f}, {v.high:.4f}]", v.n_tasks, v.method]
+             for k, v in summary.pass_at_k().items()]  # fmt: skip
+    outcomes = [[s, c, f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"] for s, c, r in summary.outcome_rates()]
+    flags = [[f, c, f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"] for f, c, r in summary.flag_rates()]
+    worst = [[t, f"{p:.2f}", failure] for t, p, failure in summary.worst_tasks(15)]
+    figures = "".join(
+        f"<figure>{path.read_text(encoding='utf-8').split('?>', 1)[-1]}</figure>"
+        for path in sorted(figure_dir.glob("*.svg"))
+    )
+    statuses = sorted({(s.outcome or {}).get("status", "unchecked") for s in summary.samples})
+    options = "".join(
+        f'<option value="{escape(s)}">{escape(s)}</option>'
+        for s in statuses + ["truncated", "repetitive", "empty"]
+    )
+    listed = summary.samples[:MAX_LISTED_SAMPLES]
+    note = (f"<p>showing the first {MAX_LISTED_SAMPLES} of {len(summary.samples)} samples; samples.jsonl has all</p>"
+            if len(summary.samples) > MAX_LISTED_SAMPLES else "")  # fmt: skip
+    setup_rows = [[k, v] for k, v in setup.items()] + [[k, v] for k, v in config.items()]
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{_STYLE}</style><script>{_FILTER}</script></head><body>
+<h1>{escape(title)}</h1><p>run <code>{escape(summary.run_id)}</code>: {len(summary.samples)} samples on {len(summary.by_task)} tasks</p>
+<h2>pass@k</h2>{_table(["k", "value", "95% interval", "tasks", "method"], passk)}
+<h2>Outcomes</h2>{_table(["status", "count", "share [95% interval]"], outcomes)}
+<h2>Generation quality</h2>{_table(["flag", "count", "share [95% interval]"], flags)}
+<h2>Worst tasks</h2>{_table(["task", "pass rate", "most common failure"], worst)}
+<h2>Figures</h2>{figures}
+<h2>Samples (<span id="shown">{len(listed)}</span> shown)</h2>
+<p>status or flag <select id="status" onchange="filterSamples()"><option value="">all</option>{options}</select>
+task <input id="task" oninput="filterSamples()" placeholder="e.g. HumanEval/1"></p>{note}
+<div id="samples">{"".join(_sample_html(r) for r in listed)}</div>
+<h2>Configuration and environment</h2>{_table(["field", "value"], setup_rows)}
+</body></html>"""

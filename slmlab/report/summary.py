@@ -1,0 +1,86 @@
+"""What a finished run amounts to, computed once from its stored samples and shared by the printed
+summary, the figures, the HTML report and the stored metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from slmlab.execute.outcome import STATUS_ORDER
+from slmlab.metrics import pass_at_k_summary, rate
+from slmlab.store import SampleRow
+
+QUALITY_FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    config: dict
+    samples: list[SampleRow]
+    ks: tuple[int, ...] = (1, 10, 100)
+    by_task: dict[str, list[bool]] = field(init=False)
+    statuses: Counter = field(init=False)
+
+    def __post_init__(self):
+        self.by_task = {}
+        for s in self.samples:
+            self.by_task.setdefault(s.task_id, []).append(bool(s.outcome) and s.outcome["status"] == "passed")
+        self.statuses = Counter(s.outcome["status"] for s in self.samples if s.outcome)
+
+    @property
+    def checked(self) -> int:
+        return sum(self.statuses.values())
+
+    def pass_at_k(self):
+        return pass_at_k_summary(self.by_task, ks=self.ks) if self.by_task else {}
+
+    def outcome_rates(self) -> list[tuple[str, int, object]]:
+        """(status, count, Rate) in the taxonomy's order, statuses that occurred only."""
+        total = self.checked
+        return [(s.value, self.statuses[s.value], rate(self.statuses[s.value], total))
+                for s in STATUS_ORDER if self.statuses.get(s.value)]  # fmt: skip
+
+    def flag_rates(self) -> list[tuple[str, int, object]]:
+        total = len(self.samples)
+        counts = {
+            f: sum(1 for s in self.samples if s.generation.get("flags", {}).get(f)) for f in QUALITY_FLAGS
+        }
+        return [(f, counts[f], rate(counts[f], total)) for f in QUALITY_FLAGS] if total else []
+
+    def finish_reasons(self) -> Counter:
+        return Counter(s.generation.get("finish_reason", "?") for s in self.samples)
+
+    def task_pass_rates(self) -> dict[str, float]:
+        return {task: sum(p) / len(p) for task, p in self.by_task.items()}
+
+    def dominant_failure(self, task_id: str) -> str:
+        failures = Counter(s.outcome["status"] for s in self.samples
+                           if s.task_id == task_id and s.outcome and s.outcome["status"] != "passed")  # fmt: skip
+        return failures.most_common(1)[0][0] if failures else "passed"
+
+    def worst_tasks(self, count: int = 10) -> list[tuple[str, float, str]]:
+        rates = self.task_pass_rates()
+        ordered = sorted(rates, key=lambda t: (rates[t], t))[:count]
+        return [(t, rates[t], self.dominant_failure(t)) for t in ordered if rates[t] < 1.0]
+
+    def generation_totals(self) -> dict:
+        tokens = sum(s.generation.get("tokens", 0) for s in self.samples)
+        return {"samples": len(self.samples), "tokens": tokens,
+                "mean_tokens": tokens / len(self.samples) if self.samples else 0.0}  # fmt: skip
+
+    def metrics(self) -> dict:
+        """The numbers stored with the run."""
+        return {
+            "pass_at_k": {str(k): vars(v) for k, v in self.pass_at_k().items()},
+            "outcomes": {
+                status: {"count": count, "share": r.value, "low": r.low, "high": r.high}
+                for status, count, r in self.outcome_rates()
+            },  # fmt: skip
+            "quality": {
+                flag: {"count": count, "share": r.value, "low": r.low, "high": r.high}
+                for flag, count, r in self.flag_rates()
+            },  # fmt: skip
+            "finish_reasons": dict(self.finish_reasons()),
+            "generation": self.generation_totals(),
+        }

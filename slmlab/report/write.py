@@ -1,0 +1,28 @@
+"""Everything a finished run leaves beside the store: figures, the HTML report, summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from slmlab.report.figures import write_figures
+from slmlab.report.html import render_html
+from slmlab.report.summary import RunSummary
+
+
+def write_report(summary: RunSummary, setup: dict, directory: Path) -> Path:
+    """Write the run's report files into `directory`; returns the HTML report's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_figures(summary, directory)
+    report = directory / "report.html"
+    _write_atomic(report, render_html(summary, setup, directory))
+    payload = {"run_id": summary.run_id, "config": summary.config, "setup": setup, **summary.metrics()}
+    _write_atomic(directory / "summary.json", json.dumps(payload, indent=2, default=str))
+    return report
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)

@@ -1,0 +1,108 @@
+"""What the model sees, and how its answer becomes a program.
+
+Modes:
+- `plain`: the benchmark's prompt as text to continue (HumanEval: the signature and docstring;
+  MBPP: the description and one test in a docstring), with an optional few-shot prefix of other
+  tasks and their reference solutions;
+- `chat`: the model's chat template with one user turn asking for the code in a fenced block
+  (few-shot examples become earlier turns); the code is taken out of the markdown answer;
+- `auto`: `chat` for instruct models (a chat template and "instruct", "chat" or "-it" in the name),
+  `plain` otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slmlab.errors import UserError
+from slmlab.tasks.base import Task
+
+PROMPT_MODES = ("auto", "plain", "chat")
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_IMPORT = re.compile(r"^(?:import|from)\s+\S.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    chat: bool  # the text is a rendered chat template (already holds its special tokens)
+
+
+def choose_mode(requested: str, model_name: str, tokenizer) -> str:
+    if requested not in PROMPT_MODES:
+        raise UserError(f"unknown prompt mode '{requested}': choose one of {', '.join(PROMPT_MODES)}")
+    if requested != "auto":
+        if requested == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise UserError(f"model '{model_name}' has no chat template: use --prompt-mode plain")
+        return requested
+    name = model_name.lower()
+    instruct = any(tag in name for tag in ("instruct", "chat", "-it"))
+    return "chat" if instruct and getattr(tokenizer, "chat_template", None) else "plain"
+
+
+def few_shot_examples(task: Task, pool: list[Task], count: int) -> list[Task]:
+    """The first `count` other tasks of the benchmark that have a reference solution."""
+    return [t for t in pool if t.task_id != task.task_id and t.reference.strip()][:count]
+
+
+def _request_text(task: Task) -> str:
+    if task.completion_continues_prompt:
+        return (
+            "Complete the following Python function. Answer with the whole function in one "
+            f"```python code block.\n\n```python\n{task.prompt}```"
+        )
+    description = task.prompt.strip().strip('"').strip()
+    return f"{description}\n\nWrite the Python code for this task in one ```python code block."
+
+
+def _answer_text(task: Task) -> str:
+    code = task.prompt + task.reference if task.completion_continues_prompt else task.reference
+    return f"```python\n{code.strip()}\n```"
+
+
+def build_prompt(task: Task, mode: str, tokenizer=None, examples: list[Task] = ()) -> Prompt:
+    if mode == "chat":
+        messages = []
+        for example in examples:
+            messages += [{"role": "user", "content": _request_text(example)},
+                         {"role": "assistant", "content": _answer_text(example)}]  # fmt: skip
+        messages.append({"role": "user", "content": _request_text(task)})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return Prompt(text, chat=True)
+    prefix = "".join(
+        (e.prompt + e.reference if e.completion_continues_prompt else e.prompt + e.reference.rstrip() + "\n")
+        + "\n\n"
+        for e in examples
+    )
+    return Prompt(prefix + task.prompt, chat=False)
+
+
+def extract_code(answer: str) -> str:
+    """The code in a markdown answer: the first python (or untagged) fenced block, else the first
+    block, else the whole answer. An unclosed fence (a truncated answer) still yields its code."""
+    blocks = _FENCE.findall(answer)
+    for language, code in blocks:
+        if language.lower() in ("python", "py", "python3", ""):
+            return code
+    return blocks[0][1] if blocks else answer
+
+
+@dataclass(frozen=True)
+class Completion:
+    code: str  # what is executed: a continuation of the prompt, or a whole program
+    whole_program: bool
+
+
+def completion_from_answer(task: Task, answer: str, mode: str) -> Completion:
+    """Turn the generated text into the code that is executed."""
+    if mode != "chat":
+        return Completion(answer, whole_program=not task.completion_continues_prompt)
+    code = extract_code(answer)
+    if not task.completion_continues_prompt:
+        return Completion(code, whole_program=True)
+    if re.search(rf"^\s*def\s+{re.escape(task.entry_point)}\s*\(", code, re.MULTILINE):
+        # The answer restates the function: run it as a whole program, with the prompt's imports.
+        imports = "\n".join(line for line in _IMPORT.findall(task.prompt) if line not in code)
+        return Completion((imports + "\n\n" if imports else "") + code, whole_program=True)
+    return Completion(code, whole_program=False)  # a body that continues the prompt
