@@ -5,7 +5,7 @@
     criterion on the generated text (how lm-evaluation-harness and bigcode-evaluation-harness do it);
 (c) slmlab: BatchGenerator, which refills a batch slot the moment its sample stops.
 
-Same model, dtype, prompts, sampling settings and HumanEval stop sequences for all three. Useful
+Same model, dtype (slmlab's choice for this machine unless --dtype), prompts, sampling settings and HumanEval stop sequences for all three. Useful
 tokens: each sample's tokens up to and including the one that completes its stop sequence (or its
 end-of-sequence token, or the budget). Each way runs in its own child process so its peak memory
 (max RSS) is its own; the model load is excluded from the timings.
@@ -99,20 +99,22 @@ def measure(way: str, args) -> dict:
             tokens = sum(g.tokens for g in results)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"way": way, "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2),
+    return {"way": way, "dtype": loaded.dtype, "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2),
             "peak_rss_mb": round(peak_mb)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument(
+        "--dtype", default="auto", help="auto: what slmlab picks here (float32 on CPUs without native bf16)"
+    )
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--batch-size", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--ways", default="naive,batched,slmlab")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,7 +128,7 @@ def main() -> None:
         results[way] = json.loads(child.stdout.strip().splitlines()[-1])
         r = results[way]
         print(f"{way:8s} {r['tokens']:6d} useful tokens in {r['seconds']:7.1f} s = {r['tokens_per_s']:7.1f} tok/s, "
-              f"peak RSS {r['peak_rss_mb']} MB", flush=True)  # fmt: skip
+              f"peak RSS {r['peak_rss_mb']} MB ({r['dtype']})", flush=True)  # fmt: skip
     if "slmlab" in results:
         for anchor in ("naive", "batched"):
             if anchor in results:

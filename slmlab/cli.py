@@ -165,7 +165,7 @@ def eval_command(
         list[str] | None, typer.Option(help="a stop sequence (repeat the option for more) [benchmark's set]")
     ] = None,
     dtype: Annotated[str | None, typer.Option(help="auto, bfloat16, float16 or float32 [auto]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="sequences generated together [32]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="sequences generated together [64]")] = None,
     sandbox: Annotated[str | None, typer.Option(help="auto, bwrap, process or subprocess [auto]")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per program [5]")] = None,
     workers: Annotated[int | None, typer.Option(help="execution workers [one per core]")] = None,

@@ -147,3 +147,26 @@ def test_dtype_auto_is_float32_without_native_bfloat16(monkeypatch):
     assert load_module.choose_dtype("auto") == "bfloat16"
     assert load_module.choose_dtype("float32") == "float32"
     assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"),
+    [(0.8, 0, 0.95), (1.0, 50, 0.9), (1.0, 0, 1.0), (0.7, 300, 1.0), (1.0, 400, 0.99), (3.0, 0, 0.99)],
+)
+def test_fast_sampling_distribution_equals_transformers_warpers(temperature, top_k, top_p):
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from slmlab.generate.sampling import sampling_distribution
+
+    torch.manual_seed(0)
+    # peaked rows (nucleus among the candidates) and flat ones (nucleus wider than the candidates)
+    scores = torch.randn(6, 1000) * torch.tensor([[8.0], [1.0], [0.1], [3.0], [5.0], [0.5]])
+    warpers = [TemperatureLogitsWarper(temperature)] + ([TopKLogitsWarper(top_k)] if top_k else [])
+    warpers += [TopPLogitsWarper(top_p)] if top_p < 1 else []
+    expected = torch.softmax(LogitsProcessorList(warpers)(None, scores.clone()), dim=-1)
+    ids, probs = sampling_distribution(
+        scores, SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
+    )
+    ours = torch.zeros_like(expected).scatter_add_(1, ids, probs / probs.sum(-1, keepdim=True))
+    assert torch.allclose(ours, expected, atol=1e-6)
+    assert torch.equal(ours > 0, expected > 0)

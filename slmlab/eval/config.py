@@ -34,7 +34,7 @@ class EvalConfig(BaseModel):
     few_shot: int = Field(0, ge=0, le=20)
     stop: list[str] | None = None  # None: the benchmark's standard set
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(64, ge=1, le=4096)
     sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
     timeout: float = Field(5.0, gt=0.0, le=3600.0)
     workers: int | None = Field(None, ge=1)

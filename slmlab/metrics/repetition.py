@@ -7,9 +7,10 @@ Measured on the text, independent of any tokenizer, so flags compare across mode
   the end of the text, at least 4 times, and the share of the text those repeats cover (the
   `):):):` and `:::::` tails of seeds 003 and 004).
 
-Thresholds (chosen so that ordinary code, which repeats `self.` or `return` a lot, is not flagged:
-on HumanEval's 164 canonical solutions none is flagged):
-- repetitive: repetition_ratio >= 0.5 over at least 8 four-grams, or a periodic tail covering
+Thresholds, chosen so that ordinary code, which repeats `self.` or `tri[i][j]` a lot, is not
+flagged: no reference solution of HumanEval (164) or MBPP (974) is; the most index-heavy reach a
+repetition ratio of 0.60.
+- repetitive: repetition_ratio >= 0.65 over at least 8 four-grams, or a periodic tail covering
   >= 25% of the text;
 - mode_collapse: the degenerate case: a periodic tail covering >= 50% of the text, or at most 3
   distinct words over at least 20 words.
@@ -21,7 +22,7 @@ import re
 
 NGRAM = 4
 MIN_NGRAMS = 8
-REPETITIVE_RATIO = 0.5
+REPETITIVE_RATIO = 0.65
 REPETITIVE_PERIODIC_SHARE = 0.25
 COLLAPSE_PERIODIC_SHARE = 0.5
 COLLAPSE_MAX_DISTINCT_WORDS = 3
