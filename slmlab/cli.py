@@ -161,6 +161,13 @@ def eval_command(
     few_shot: Annotated[
         int | None, typer.Option(help="examples from the benchmark before each prompt [0]")
     ] = None,
+    sanitize: Annotated[
+        bool | None,
+        typer.Option(
+            "--sanitize/--no-sanitize",
+            help="chat answers: run their definitions only, not usage examples [on]",
+        ),
+    ] = None,
     stop: Annotated[
         list[str] | None, typer.Option(help="a stop sequence (repeat the option for more) [benchmark's set]")
     ] = None,
@@ -179,7 +186,8 @@ def eval_command(
 
     options = _eval_options(model=model, benchmark=benchmark, n=n, limit=limit, temperature=temperature, top_p=top_p,
                             top_k=top_k, repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot, stop=stop or None, dtype=dtype,
+                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot,
+        sanitize=sanitize, stop=stop or None, dtype=dtype,
                             batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
                             k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out)  # fmt: skip
     _run_and_report(make_config(options, "options"))

@@ -32,6 +32,7 @@ class EvalConfig(BaseModel):
     seed: int = 1234
     prompt_mode: Literal["auto", "plain", "chat"] = "auto"
     few_shot: int = Field(0, ge=0, le=20)
+    sanitize: bool = True  # chat answers: run only their definitions, not their usage examples
     stop: list[str] | None = None  # None: the benchmark's standard set
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     batch_size: int = Field(64, ge=1, le=4096)

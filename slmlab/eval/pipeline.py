@@ -83,7 +83,7 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
         def store_sample(generation) -> None:
             nonlocal tokens
             task_id, index = generation.key
-            completion = completion_from_answer(by_id[task_id], generation.text, mode)
+            completion = completion_from_answer(by_id[task_id], generation.text, mode, config.sanitize)
             record = {"text": generation.text, "tokens": generation.tokens, "prompt_tokens": generation.prompt_tokens,
                       "finish_reason": generation.finish_reason, "seconds": generation.seconds,
                       "whole_program": completion.whole_program,

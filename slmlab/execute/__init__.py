@@ -9,6 +9,8 @@ Submodules are imported lazily so that the sandboxed runner, which imports this 
 
 from typing import TYPE_CHECKING
 
+from slmlab.lazy import lazy_exports
+
 _EXPORTS = {
     "Executor": "slmlab.execute.pool",
     "Program": "slmlab.execute.pool",
@@ -27,12 +29,4 @@ if TYPE_CHECKING:
     from slmlab.execute.tiers import select_tier
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    import importlib
-
-    if name not in _EXPORTS:
-        raise AttributeError(name)
-    attr = "detect" if name == "detect_tiers" else name
-    return getattr(importlib.import_module(_EXPORTS[name]), attr)
+__getattr__ = lazy_exports(_EXPORTS, renames={"detect_tiers": "detect"})

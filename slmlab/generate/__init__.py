@@ -5,6 +5,8 @@ Names are imported lazily: the engine needs torch, settings and stop sequences d
 
 from typing import TYPE_CHECKING
 
+from slmlab.lazy import lazy_exports
+
 _EXPORTS = {
     "BatchGenerator": "slmlab.generate.engine",
     "FINISH_REASONS": "slmlab.generate.engine",
@@ -26,11 +28,4 @@ if TYPE_CHECKING:
     from slmlab.generate.stops import HUMANEVAL_STOPS, MBPP_STOPS, StopFinder, cut_at_stop, default_stops
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    import importlib
-
-    if name not in _EXPORTS:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(_EXPORTS)

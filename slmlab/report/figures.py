@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
-from slmlab.report.summary import RunSummary  # noqa: E402
+from slmlab.report.summary import RunSummary, natural_key  # noqa: E402
 
 STATUS_COLOURS = {
     "passed": "#2e7d32", "failed_assertion": "#f9a825", "runtime_error": "#ef6c00", "syntax_error": "#c62828",
@@ -61,7 +61,7 @@ def pass_at_k(summary: RunSummary, directory: Path) -> list[Path]:
 
 def task_strip(summary: RunSummary, directory: Path) -> list[Path]:
     rates = summary.task_pass_rates()
-    tasks = sorted(rates, key=lambda t: (rates[t], t))
+    tasks = sorted(rates, key=lambda t: (rates[t], natural_key(t)))
     fig, ax = plt.subplots(figsize=(max(6.0, min(18.0, 0.06 * len(tasks) + 4)), 3.2))
     colours = [STATUS_COLOURS.get(summary.dominant_failure(t), "#777") for t in tasks]
     ax.scatter(range(len(tasks)), [rates[t] for t in tasks], c=colours, s=14)

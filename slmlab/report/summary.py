@@ -3,6 +3,7 @@ summary, the figures, the HTML report and the stored metrics."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -11,6 +12,11 @@ from slmlab.metrics import pass_at_k_summary, rate
 from slmlab.store import SampleRow
 
 QUALITY_FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")
+
+
+def natural_key(task_id: str) -> tuple:
+    """HumanEval/2 before HumanEval/10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", task_id))
 
 
 @dataclass
@@ -61,7 +67,7 @@ class RunSummary:
 
     def worst_tasks(self, count: int = 10) -> list[tuple[str, float, str]]:
         rates = self.task_pass_rates()
-        ordered = sorted(rates, key=lambda t: (rates[t], t))[:count]
+        ordered = sorted(rates, key=lambda t: (rates[t], natural_key(t)))[:count]
         return [(t, rates[t], self.dominant_failure(t)) for t in ordered if rates[t] < 1.0]
 
     def generation_totals(self) -> dict:

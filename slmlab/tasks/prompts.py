@@ -12,6 +12,7 @@ Modes:
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
@@ -88,17 +89,41 @@ def extract_code(answer: str) -> str:
     return blocks[0][1] if blocks else answer
 
 
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
+                ast.AnnAssign)  # fmt: skip
+
+
+def sanitize(code: str) -> str:
+    """Only the program's definitions: imports, functions, classes and top-level assignments.
+    Chat answers often end with usage examples (`print(f(3))`, asserts, a `__main__` block) that
+    are not the answer and would run before the tests; evalplus sanitises the same way. Code that
+    does not parse is returned as it is, so its syntax error is reported."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    lines = code.splitlines()
+    kept = []
+    for node in tree.body:
+        if isinstance(node, _DEFINITIONS):
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            kept.append("\n".join(lines[first - 1 : node.end_lineno]))
+    return "\n".join(kept) + "\n" if kept else code
+
+
 @dataclass(frozen=True)
 class Completion:
     code: str  # what is executed: a continuation of the prompt, or a whole program
     whole_program: bool
 
 
-def completion_from_answer(task: Task, answer: str, mode: str) -> Completion:
+def completion_from_answer(task: Task, answer: str, mode: str, sanitize_code: bool = True) -> Completion:
     """Turn the generated text into the code that is executed."""
     if mode != "chat":
         return Completion(answer, whole_program=not task.completion_continues_prompt)
     code = extract_code(answer)
+    if sanitize_code:
+        code = sanitize(code)
     if not task.completion_continues_prompt:
         return Completion(code, whole_program=True)
     if re.search(rf"^\s*def\s+{re.escape(task.entry_point)}\s*\(", code, re.MULTILINE):

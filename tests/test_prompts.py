@@ -1,0 +1,130 @@
+"""Prompt modes, and how an answer becomes the program that is run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slmlab.errors import UserError
+from slmlab.tasks import load_benchmark
+from slmlab.tasks.prompts import (
+    build_prompt,
+    choose_mode,
+    completion_from_answer,
+    extract_code,
+    few_shot_examples,
+    sanitize,
+)
+from tests.tiny import tiny_tokenizer
+
+HUMANEVAL = {t.task_id: t for t in load_benchmark("humaneval")[:3]}
+TASK = HUMANEVAL["HumanEval/0"]  # has_close_elements, with `from typing import List`
+
+
+class ChatTokenizer:
+    chat_template = "yes"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return json.dumps(messages) + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_markdown_answers_yield_their_code():
+    answer = "Here it is:\n```python\ndef f():\n    return 1\n```\nAnd also\n```\nprint(2)\n```"
+    assert extract_code(answer) == "def f():\n    return 1\n"
+    assert extract_code("```js\nlet x\n```") == "let x\n"
+    assert extract_code("```python\ndef f():\n    return") == "def f():\n    return"  # truncated answer
+    assert extract_code("no fence at all") == "no fence at all"
+
+
+def test_chat_answers_run_as_whole_programs_with_the_prompts_imports():
+    answer = (
+        "```python\ndef has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return False\n\n"
+        "print(has_close_elements([1.0], 0.5))\n```"
+    )
+    completion = completion_from_answer(TASK, answer, "chat")
+    assert completion.whole_program
+    assert completion.code.startswith("from typing import List\n")
+    assert "print(" not in completion.code  # usage examples are not run
+    assert "print(" in completion_from_answer(TASK, answer, "chat", sanitize_code=False).code
+    body = completion_from_answer(TASK, "```python\n    return False\n```", "chat")
+    assert not body.whole_program and body.code == "    return False\n"
+    plain = completion_from_answer(TASK, "    return False\n", "plain")
+    assert not plain.whole_program and plain.code == "    return False\n"
+
+
+def test_sanitize_keeps_definitions_and_leaves_broken_code_alone():
+    code = "import re\n@cache\ndef f(x):\n    return x\n\nLIMIT = 3\nprint(f(2))\nassert f(1) == 1\nif __name__ == '__main__':\n    f(0)\n"
+    assert sanitize(code) == "import re\n@cache\ndef f(x):\n    return x\nLIMIT = 3\n"
+    assert sanitize("def f(:\n    pass") == "def f(:\n    pass"
+
+
+def test_prompt_modes_and_few_shot(data_dir):
+    plain = build_prompt(TASK, "plain")
+    assert plain.text == TASK.prompt and not plain.chat
+    examples = few_shot_examples(TASK, list(HUMANEVAL.values()), 2)
+    assert [e.task_id for e in examples] == ["HumanEval/1", "HumanEval/2"]
+    shot = build_prompt(TASK, "plain", examples=examples)
+    assert shot.text.endswith(TASK.prompt) and examples[0].reference in shot.text
+    chat = build_prompt(TASK, "chat", ChatTokenizer(), examples)
+    messages = json.loads(chat.text.removesuffix("<assistant>"))
+    assert chat.chat and [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert "```python" in messages[1]["content"] and TASK.prompt in messages[-1]["content"]
+    mbpp = load_benchmark("mbpp-sanitized", data_dir)[0]
+    assert "assert" in build_prompt(mbpp, "chat", ChatTokenizer()).text
+    assert completion_from_answer(mbpp, "```python\ndef f():\n    pass\n```", "chat").whole_program
+
+
+def test_auto_mode_picks_chat_for_instruct_models_only():
+    assert choose_mode("auto", "smollm2-135m-instruct", ChatTokenizer()) == "chat"
+    assert choose_mode("auto", "gemma3-270m", ChatTokenizer()) == "plain"
+    assert choose_mode("auto", "some-instruct", tiny_tokenizer()) == "plain"
+    with pytest.raises(UserError, match="no chat template"):
+        choose_mode("chat", "tiny", tiny_tokenizer())
+    with pytest.raises(UserError, match="unknown prompt mode"):
+        choose_mode("cht", "tiny", tiny_tokenizer())
+
+
+def test_task_files_in_humaneval_and_mbpp_shape(tmp_path):
+    from slmlab.tasks.jsonl import load_jsonl_tasks
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "task_id": "a/1",
+                "prompt": "def f():\n",
+                "test": "def check(c):\n    assert c() == 1\n",
+                "entry_point": "f",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "task_id": 7,
+                "text": "Return one.",
+                "code": "def one():\n    return 1",
+                "test_list": ["assert one() == 1"],
+            }
+        )
+        + "\n"
+    )
+    first, second = load_benchmark(str(path))
+    assert first.completion_continues_prompt and not second.completion_continues_prompt
+    assert second.entry_point == "one" and second.task_id == "7"
+    path.write_text('{"task_id": "x"}\n')
+    with pytest.raises(UserError, match="line 1"):
+        load_jsonl_tasks(path)
+
+
+def test_minibench_has_twenty_tasks_whose_references_pass():
+    from slmlab.execute import Executor
+
+    tasks = load_benchmark("minibench")
+    assert len(tasks) == 20 and len({t.entry_point for t in tasks}) == 20
+    assert {"add", "factorial", "fibonacci", "is_prime", "reverse_string"} <= {t.entry_point for t in tasks}
+    with Executor() as executor:
+        outcomes = executor.run([t.reference_program() for t in tasks])
+        wrong = executor.run([t.program("    return None\n") for t in tasks])
+    assert all(o.passed for o in outcomes)
+    assert not any(o.passed for o in wrong)  # the tests can fail
