@@ -170,3 +170,20 @@ def test_fast_sampling_distribution_equals_transformers_warpers(temperature, top
     ours = torch.zeros_like(expected).scatter_add_(1, ids, probs / probs.sum(-1, keepdim=True))
     assert torch.allclose(ours, expected, atol=1e-6)
     assert torch.equal(ours > 0, expected > 0)
+
+
+def test_sliding_window_models_run_batch_after_batch_with_the_same_results():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
+                              eos_token_id=256, pad_token_id=257)  # fmt: skip
+    model = Gemma3ForCausalLM(config).eval()
+    engine = BatchGenerator(model, tiny_tokenizer(), SamplingParams(max_new_tokens=20), batch_size=2)
+    assert not engine.refill  # a sliding-window cache is never merged
+    params = SamplingParams(max_new_tokens=20)  # longer than the window
+    batched = generate(model, requests_for(PROMPTS[:4]), params, batch_size=2)
+    alone = generate(model, requests_for(PROMPTS[:4]), params, batch_size=1)
+    assert {k: g.text for k, g in batched.items()} == {k: g.text for k, g in alone.items()}
