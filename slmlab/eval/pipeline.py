@@ -64,7 +64,7 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
     setup = {"model_location": loaded.resolved.location, "model_source": loaded.resolved.source,
              "model_sha256": loaded.resolved.sha256, "dtype": loaded.dtype, "prompt_mode": mode,
              "stops": list(stops), "load_seconds": loaded.load_seconds}  # fmt: skip
-    console.print(f"model: [bold]{escape(config.model)}[/bold] from {escape(loaded.resolved.source)}, "
+    console.print(f"model: [bold]{escape(config.model)}[/bold] ({escape(loaded.resolved.source)}), "
                   f"{loaded.dtype}, prompt mode {mode}" + (", GGUF converted once" if loaded.converted else ""))  # fmt: skip
     by_id = {t.task_id: t for t in tasks}
     prompts = {}
@@ -134,7 +134,7 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
 
     tasks = select_tasks(config)
     identity = config.identity()
-    identity["model_sha256"] = _model_sha256(config.model)
+    identity["model_sha256"] = _model_sha256(config.model, console)
     out = Path(config.out)
     store_path = out / STORE_NAME
     with Store(store_path) as store:
@@ -163,8 +163,13 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     return EvalResult(run_id, store_path, report_dir, resumed, len(missing), executed)
 
 
-def _model_sha256(name: str) -> str | None:
-    """The weights' sha256 when it is known without loading (built-in and local GGUF models)."""
+def _model_sha256(name: str, console: Console) -> str | None:
+    """The weights' sha256 when it is known without loading (built-in and local GGUF models);
+    fetches a built-in model that is not cached yet, saying from where."""
     from slmlab.models import resolve
 
-    return resolve(name, download=True).sha256
+    with console.status(f"resolving {name}"):
+        resolved = resolve(name, download=True)
+    if not resolved.source.startswith("cache"):
+        console.print(f"model {escape(name)}: {escape(resolved.source)}")
+    return resolved.sha256
