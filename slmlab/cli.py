@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -34,17 +32,11 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 
 
 def _write_jsonl_atomic(path: Path, records) -> None:
-    """Write to a temporary file and rename it, so an interrupted run never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from slmlab.atomic import atomic_writer
+
+    with atomic_writer(path) as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
 
 
 @app.command()

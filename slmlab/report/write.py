@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from slmlab.atomic import write_text_atomic
 from slmlab.report.figures import write_figures
 from slmlab.report.html import render_html
 from slmlab.report.summary import RunSummary
@@ -16,13 +16,7 @@ def write_report(summary: RunSummary, setup: dict, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     write_figures(summary, directory)
     report = directory / "report.html"
-    _write_atomic(report, render_html(summary, setup, directory))
+    write_text_atomic(report, render_html(summary, setup, directory))
     payload = {"run_id": summary.run_id, "config": summary.config, "setup": setup, **summary.metrics()}
-    _write_atomic(directory / "summary.json", json.dumps(payload, indent=2, default=str))
+    write_text_atomic(directory / "summary.json", json.dumps(payload, indent=2, default=str))
     return report
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
