@@ -171,6 +171,19 @@ def eval_command(
     k: Annotated[str | None, typer.Option(help="pass@k values to report [1,10,100]")] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
     out: Annotated[str | None, typer.Option(help="folder of the run store and reports [slmlab-runs]")] = None,
+    capture_layers: Annotated[
+        str | None, typer.Option(help="capture activations of these layers: 'all' or e.g. 11,-1 [off]")
+    ] = None,
+    capture_tokens: Annotated[
+        bool | None, typer.Option("--capture-tokens", help="also keep every generated token's activations")
+    ] = None,
+    steer_layer: Annotated[int | None, typer.Option(help="intervention: shift this layer's output")] = None,
+    steer_direction: Annotated[
+        str | None, typer.Option(help="intervention: .npy vector to shift along (unit length is used)")
+    ] = None,
+    steer_scale: Annotated[
+        float | None, typer.Option(help="intervention: shift in activation units [0]")
+    ] = None,
 ) -> None:
     """Evaluate a model on a benchmark: generate, execute in the sandbox, report. Re-running the same
     command resumes an interrupted run."""
@@ -181,7 +194,9 @@ def eval_command(
                             seed=seed, prompt_mode=prompt_mode, few_shot=few_shot,
         sanitize=sanitize, stop=stop or None, dtype=dtype,
                             batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
-                            k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out)  # fmt: skip
+                            k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out,
+                            capture_layers=capture_layers, capture_tokens=capture_tokens, steer_layer=steer_layer,
+                            steer_direction=steer_direction, steer_scale=steer_scale)  # fmt: skip
     _run_and_report(make_config(options, "options"))
 
 
@@ -290,6 +305,62 @@ def models_pull(
     console.print(
         f"{model.name}: {model.location}/{model.gguf_file}, sha256 {model.sha256} verified (from {escape(model.source)})"
     )
+
+
+@app.command("probe")
+def probe_command(
+    run: Annotated[
+        str, typer.Argument(help="a run made with --capture-layers (id, unique prefix or report folder)")
+    ],
+    out: Annotated[Path, typer.Option(help="folder of the run store")] = Path("slmlab-runs"),
+    kind: Annotated[str, typer.Option(help="generated_mean or prompt_last")] = "generated_mean",
+    layer: Annotated[str, typer.Option(help="layer analysed in depth: 'best' or an index")] = "best",
+    folds: Annotated[int, typer.Option(help="cross-validation folds (grouped by task)")] = 5,
+    shuffles: Annotated[int, typer.Option(help="shuffled-label probes per layer (the control)")] = 20,
+    random_pairs: Annotated[
+        int, typer.Option(help="random dimension pairs (the control of the top pair)")
+    ] = 30,
+) -> None:
+    """Probe a capture run: passed vs failed at every layer with controls, then one layer in depth
+    (top dimensions, their accuracy alone, margins, PCA), with figures and probe.html."""
+    from slmlab.eval.lookup import find_run, open_store, resolve_run_reference
+    from slmlab.probe.findings import probe_run
+    from slmlab.report.probe import print_probe, write_probe_report
+
+    if kind not in ("generated_mean", "prompt_last"):
+        raise UserError(f"--kind must be generated_mean or prompt_last, not {kind!r}")
+    if layer != "best" and not layer.lstrip("-").isdigit():
+        raise UserError(f"--layer must be 'best' or a layer index, not {layer!r}")
+    out, reference = resolve_run_reference(run, out)
+    with open_store(out) as store:
+        run_id = find_run(store, reference)
+        store_path = store.path
+    findings = probe_run(store_path, run_id, kind, layer if layer == "best" else int(layer), folds, shuffles,
+                         random_pairs, console=console)  # fmt: skip
+    print_probe(console, findings)
+    console.print(f"report: {write_probe_report(findings, out / run_id / 'probe')}")
+
+
+study_app = typer.Typer(help="Studies from the seed write-ups, each one command.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("bottleneck")
+def study_bottleneck(
+    config: Annotated[
+        str | None, typer.Option(help="'default' (2 CPU cores, < 20 min), 'full' (GPU) or a YAML file")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="folder of the run store and the study's report")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="sequences generated together")] = None,
+) -> None:
+    """Seed 000: scaling comparison, activation probes with controls, and an intervention, on any models.
+    Every stage is a stored run, so re-running the same command resumes."""
+    from slmlab.report.bottleneck import print_study
+    from slmlab.studies.bottleneck import load_study_config, run_study
+
+    settings = load_study_config(config, {"out": out, "data_dir": data_dir, "batch_size": batch_size})
+    print_study(console, run_study(settings, console))
 
 
 @app.command("sandbox")

@@ -45,6 +45,15 @@ CREATE TABLE IF NOT EXISTS samples (
     outcome TEXT,
     PRIMARY KEY (run_id, task_id, sample_index)
 );
+CREATE TABLE IF NOT EXISTS activations (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    token_start INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    PRIMARY KEY (run_id, task_id, sample_index)
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     name TEXT NOT NULL,
@@ -155,14 +164,41 @@ class Store:
         )
         return [pair for pair in wanted if pair not in have]
 
-    def add_sample(self, run_id: str, row: SampleRow) -> bool:
-        """Store one generated sample exactly once; False if it was already there."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, row.task_id, row.sample_index, row.seed, row.prompt, row.completion,
-             json.dumps(row.generation), json.dumps(row.outcome) if row.outcome is not None else None),
-        )  # fmt: skip
+    def add_sample(
+        self, run_id: str, row: SampleRow, activations: tuple[int, int, int] | None = None
+    ) -> bool:
+        """Store one generated sample exactly once; False if it was already there.
+
+        `activations`: (row, token_start, n_tokens) of its captured activations (slmlab.probe.arrays),
+        indexed in the same transaction, so a sample and its activations are stored together or not."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, row.task_id, row.sample_index, row.seed, row.prompt, row.completion,
+                 json.dumps(row.generation), json.dumps(row.outcome) if row.outcome is not None else None),
+            )  # fmt: skip
+            if cursor.rowcount == 1 and activations is not None:
+                self.db.execute("INSERT INTO activations VALUES (?, ?, ?, ?, ?, ?)",
+                                (run_id, row.task_id, row.sample_index, *activations))  # fmt: skip
         return cursor.rowcount == 1
+
+    def activation_index(self, run_id: str) -> dict[tuple[str, int], tuple[int, int, int]]:
+        """(task_id, sample_index) -> (row, token_start, n_tokens) of every sample with activations."""
+        rows = self.db.execute(
+            "SELECT task_id, sample_index, row, token_start, n_tokens FROM activations WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+        return {(task_id, index): (row, start, n) for task_id, index, row, start, n in rows}
+
+    def activation_extent(self, run_id: str) -> tuple[int, int]:
+        """Rows and tokens the index covers: what a resumed writer keeps of the activation files."""
+        rows, tokens = self.db.execute(
+            "SELECT COALESCE(MAX(row) + 1, 0), COALESCE(MAX(token_start + n_tokens), 0) FROM activations "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return rows, tokens
 
     def unchecked(self, run_id: str) -> list[SampleRow]:
         rows = self.db.execute(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
@@ -41,6 +41,35 @@ class EvalConfig(BaseModel):
     workers: int | None = Field(None, ge=1)
     k: list[int] = Field(default_factory=lambda: [1, 10, 100])
     out: str = "slmlab-runs"
+    # Activation capture (slmlab.probe): "all", or layer indices such as "11,-1"; None: off.
+    capture_layers: str | None = None
+    capture_tokens: bool = False  # keep every generated token's state, not only the mean
+    # Intervention: shift layer steer_layer's output by steer_scale units along steer_direction (.npy).
+    steer_layer: int | None = None
+    steer_direction: str | None = None
+    steer_scale: float = 0.0
+
+    @field_validator("capture_layers", mode="before")
+    @classmethod
+    def _layer_list(cls, value):
+        if isinstance(value, list):  # YAML: [11, -1]
+            value = ",".join(str(v) for v in value)
+        if value is None or str(value).strip() == "all":
+            return value if value is None else "all"
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        if not parts or not all(p.lstrip("-").isdigit() for p in parts):
+            raise ValueError("give 'all' or comma-separated layer indices such as 11,-1")
+        return ",".join(parts)
+
+    @model_validator(mode="after")
+    def _steering_complete(self) -> EvalConfig:
+        if (self.steer_layer is None) != (self.steer_direction is None):
+            raise ValueError("steering needs both steer_layer and steer_direction")
+        return self
+
+    @property
+    def steering(self) -> bool:
+        return self.steer_layer is not None and self.steer_scale != 0
 
     @field_validator("k")
     @classmethod
@@ -56,16 +85,35 @@ class EvalConfig(BaseModel):
 
     def identity(self) -> dict:
         """What defines the run: the same identity resumes the same run."""
-        return self.model_dump(exclude=set(PRESENTATION_FIELDS))
+        identity = self.model_dump(exclude=set(PRESENTATION_FIELDS))
+        if not self.steering:  # a zero shift is no intervention: the same run as without one
+            for name in ("steer_layer", "steer_direction", "steer_scale"):
+                identity.pop(name)
+        else:  # the direction's content, not its file name, defines the run
+            identity["steer_direction"] = _file_sha256(self.steer_direction)
+        for name in ("capture_layers", "capture_tokens", "steer_layer", "steer_direction", "steer_scale"):
+            if name in identity and identity[name] in (None, False):
+                identity.pop(name)  # runs made before these fields existed keep their ids
+        return identity
 
 
-def describe_error(error: ValidationError, source: str) -> str:
-    """pydantic's first problem as one line: where, what, and the value given."""
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise UserError(f"steering direction {path}: {exc.strerror}") from None
+
+
+def describe_error(error: ValidationError, source: str, fields=None) -> str:
+    """pydantic's first problem as one line: where, what, and the value given. `fields`: the allowed
+    field names (default: EvalConfig's)."""
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
-        allowed = ", ".join(EvalConfig.model_fields)
+        allowed = ", ".join(fields if fields is not None else EvalConfig.model_fields)
         problem = f"unknown field (allowed: {allowed})"
     given = f" (got {first['input']!r})" if first["type"] != "extra_forbidden" and "input" in first else ""
     more = f" and {error.error_count() - 1} more problem(s)" if error.error_count() > 1 else ""

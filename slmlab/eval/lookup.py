@@ -31,11 +31,17 @@ def find_run(store: Store, reference: str) -> str:
     raise UserError(f"'{reference}' matches {len(matches)} runs in {store.path}: give more of the id")
 
 
-def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]:
-    """(label, task -> passed per sample) of a run named by id or by its report folder."""
+def resolve_run_reference(reference: str, out: Path) -> tuple[Path, str]:
+    """A run named by its report folder (slmlab-runs/eval-...) stands for (its store's folder, its id)."""
     folder = Path(reference)
     if folder.is_dir() and (folder.parent / STORE_NAME).is_file():
-        out, reference = folder.parent, folder.name
+        return folder.parent, folder.name
+    return Path(out), reference
+
+
+def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]:
+    """(label, task -> passed per sample) of a run named by id or by its report folder."""
+    out, reference = resolve_run_reference(reference, out)
     with open_store(out) as store:
         run_id = find_run(store, reference)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)))

@@ -15,13 +15,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from slmlab.generate.sampling import SamplingParams, logits_processors, make_generator, next_tokens
 from slmlab.generate.stops import StopFinder
+
+if TYPE_CHECKING:
+    from slmlab.probe.capture import ActivationCapture
 
 FINISH_REASONS = ("stop", "eos", "length")
 
@@ -42,6 +47,9 @@ class Generation:
     finish_reason: str  # stop | eos | length (length means truncated)
     seconds: float  # from joining the batch to finishing
     prompt_tokens: int
+    # With an ActivationCapture: "prompt_last" and "generated_mean" as float16 [layers, hidden], and
+    # "generated" [tokens, layers, hidden] when every token is kept (see slmlab.probe.capture).
+    activations: dict[str, np.ndarray] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -79,8 +87,10 @@ class BatchGenerator:
         stops: tuple[str, ...] = (),
         batch_size: int = 32,
         refill: bool = True,
+        capture: ActivationCapture | None = None,
     ):
         self.model, self.tokenizer, self.params = model, tokenizer, params
+        self.capture = capture
         self.stops = stops
         self.batch_size = max(1, batch_size)
         self.processors = logits_processors(params)
@@ -123,6 +133,11 @@ class BatchGenerator:
         self.cache = None
         self.mask = None
         self.last: list[int] = []  # each row's newest token, not yet fed to the model
+        # With capture, aligned with self.rows: the last prompt token's states, the sum of the states
+        # that chose each generated token, and (optionally) those states one by one.
+        self.first_states: torch.Tensor | None = None
+        self.state_sums: torch.Tensor | None = None
+        self.token_states: list[list[torch.Tensor]] = []
         self.on_result = on_result
         while pending or self.rows:
             free = self.batch_size - len(self.rows)
@@ -157,7 +172,15 @@ class BatchGenerator:
         self._merge(cache, mask)
         self.rows.extend(rows)
         self.last.extend([0] * len(rows))
-        self._advance(logits, first=len(self.rows) - len(rows))
+        states = None
+        if self.capture is not None:
+            states = self.capture.take()[which]
+            old = self.rows[: -len(rows)]
+            self.first_states = states if not old else torch.cat([self.first_states, states])
+            zeros = torch.zeros_like(states)
+            self.state_sums = zeros if not old else torch.cat([self.state_sums, zeros])
+            self.token_states.extend([] for _ in rows)
+        self._advance(logits, first=len(self.rows) - len(rows), states=states)
 
     def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
         if self.cache is None or not self.rows:
@@ -174,11 +197,18 @@ class BatchGenerator:
         out = self.model(input_ids=torch.tensor(self.last)[:, None], attention_mask=self.mask,
                          position_ids=self.mask.sum(-1, keepdim=True) - 1, past_key_values=self.cache,
                          use_cache=True, logits_to_keep=1)  # fmt: skip
-        self._advance(out.logits[:, -1], first=0)
+        self._advance(out.logits[:, -1], first=0, states=self.capture.take() if self.capture else None)
 
-    def _advance(self, logits: torch.Tensor, first: int) -> None:
-        """Choose the next token of rows first.. (one per row of `logits`), finish those that end."""
+    def _advance(self, logits: torch.Tensor, first: int, states: torch.Tensor | None = None) -> None:
+        """Choose the next token of rows first.. (one per row of `logits`), finish those that end.
+
+        `states`: the captured states of those rows, the ones that choose these tokens."""
         rows = self.rows[first:]
+        if states is not None:
+            self.state_sums[first:] += states
+            if self.capture.tokens:
+                for offset, state in enumerate(states.to(torch.float16)):
+                    self.token_states[first + offset].append(state)
         histories = [r.prompt_ids + r.ids for r in rows] if self.params.repetition_penalty != 1.0 else None
         chosen = next_tokens(logits, self.params, self.processors, histories, [r.generator for r in rows])
         finished = []
@@ -186,38 +216,61 @@ class BatchGenerator:
             index = first + offset
             if row.limit == 0:  # the prompt alone fills the context
                 finished.append(index)
-                self._finish(row, "", "length")
+                self._finish(index, "", "length")
                 continue
             row.ids.append(token)
             self.last[index] = token
             if token in self.eos_ids:
                 finished.append(index)
-                self._finish(row, self.tokenizer.decode(row.ids[:-1], skip_special_tokens=True), "eos")
+                self._finish(index, self.tokenizer.decode(row.ids[:-1], skip_special_tokens=True), "eos")
                 continue
             text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
             cut = row.stops.find(text)
             if cut is not None:
                 finished.append(index)
-                self._finish(row, text[:cut], "stop")
+                self._finish(index, text[:cut], "stop")
             elif len(row.ids) >= row.limit:
                 finished.append(index)
-                self._finish(row, text, "length")
+                self._finish(index, text, "length")
         if finished:
             self._drop(finished)
 
-    def _finish(self, row: _Row, text: str, reason: str) -> None:
+    def _finish(self, index: int, text: str, reason: str) -> None:
+        row = self.rows[index]
         self.on_result(Generation(row.request.key, text, len(row.ids), reason,
-                                  round(time.monotonic() - row.started, 4), len(row.prompt_ids)))  # fmt: skip
+                                  round(time.monotonic() - row.started, 4), len(row.prompt_ids),
+                                  self._activations(index)))  # fmt: skip
+
+    def _activations(self, index: int) -> dict[str, np.ndarray] | None:
+        if self.capture is None:
+            return None
+        count = len(self.rows[index].ids)
+        mean = (
+            self.state_sums[index] / count if count else torch.full_like(self.state_sums[index], float("nan"))
+        )
+        found = {
+            "prompt_last": self.first_states[index].half().numpy(),
+            "generated_mean": mean.half().numpy(),
+        }
+        if self.capture.tokens:
+            steps = self.token_states[index][:count]
+            found["generated"] = (torch.stack(steps) if steps else self.first_states.new_zeros(
+                (0, *self.first_states.shape[1:]))).half().numpy()  # fmt: skip
+        return found
 
     def _drop(self, finished: list[int]) -> None:
         gone = set(finished)
         keep = [i for i in range(len(self.rows)) if i not in gone]
         self.rows = [self.rows[i] for i in keep]
         self.last = [self.last[i] for i in keep]
+        if self.capture is not None:
+            self.token_states = [self.token_states[i] for i in keep]
         if not keep:
             self.cache, self.mask = None, None
             return
         index = torch.tensor(keep)
+        if self.capture is not None:
+            self.first_states, self.state_sums = self.first_states[index], self.state_sums[index]
         self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
         # Columns that are padding in every remaining row are dead weight: drop them.

@@ -51,6 +51,12 @@ class Comparison:
     def __str__(self) -> str:
         return self.verdict
 
+    def brief(self) -> str:
+        """B - A in points with its interval and p-value, and whether that is significant."""
+        significance = "significant" if self.significant else "not significant"
+        return (f"{100 * self.difference:+.1f} points [{100 * self.diff_low:+.1f}, {100 * self.diff_high:+.1f}], "
+                f"p = {self.p_value:.3g}: {significance}")  # fmt: skip
+
 
 def _format_p(p: float) -> str:
     if p < 0.001:

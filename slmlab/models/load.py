@@ -88,6 +88,18 @@ def _convert(resolved: ResolvedModel, destination: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _quiet_gguf_conversion() -> None:
+    """transformers' GGUF reader shows a tqdm bar of its own, one line per update in a log file:
+    keep it on terminals only (disable=None is tqdm's "off when not a tty")."""
+    import functools
+
+    from tqdm.auto import tqdm
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    if getattr(gguf_utils, "tqdm", None) is tqdm:
+        gguf_utils.tqdm = functools.partial(tqdm, disable=None)
+
+
 def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     """Resolve `name` (see resolve) and load it for generation, in eval mode."""
     import torch
@@ -95,6 +107,7 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # slmlab shows its own progress
+    _quiet_gguf_conversion()
     started = time.monotonic()
     resolved = resolve(name, download=download)
     chosen = choose_dtype(dtype)

@@ -19,7 +19,7 @@ STATUS_COLOURS = {
 }  # fmt: skip
 
 
-def _save(fig, directory: Path, name: str) -> list[Path]:
+def save_figure(fig, directory: Path, name: str) -> list[Path]:
     paths = [directory / f"{name}.png", directory / f"{name}.svg"]
     fig.savefig(paths[0], dpi=300, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -39,7 +39,7 @@ def outcome_taxonomy(summary: RunSummary, directory: Path) -> list[Path]:
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"share of {summary.checked} samples (95% Wilson interval)")
     ax.set_title("Outcome taxonomy")
-    return _save(fig, directory, "outcomes")
+    return save_figure(fig, directory, "outcomes")
 
 
 def pass_at_k(summary: RunSummary, directory: Path) -> list[Path]:
@@ -56,7 +56,7 @@ def pass_at_k(summary: RunSummary, directory: Path) -> list[Path]:
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k (95% interval)")
     ax.set_title(f"pass@k over {len(summary.by_task)} tasks")
-    return _save(fig, directory, "pass_at_k")
+    return save_figure(fig, directory, "pass_at_k")
 
 
 def task_strip(summary: RunSummary, directory: Path) -> list[Path]:
@@ -74,7 +74,7 @@ def task_strip(summary: RunSummary, directory: Path) -> list[Path]:
         plt.Line2D([], [], marker="o", ls="", color=STATUS_COLOURS.get(s, "#777"), label=s) for s in used
     ]
     ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
-    return _save(fig, directory, "tasks")
+    return save_figure(fig, directory, "tasks")
 
 
 def write_figures(summary: RunSummary, directory: Path) -> list[Path]:

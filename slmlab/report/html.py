@@ -12,7 +12,7 @@ from slmlab.report.summary import RunSummary
 
 MAX_LISTED_SAMPLES = 5000  # beyond this the file gets unwieldy; the store and samples.jsonl hold all
 
-_STYLE = """
+STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ddd;padding:3px 9px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
@@ -30,10 +30,17 @@ document.getElementById('shown').textContent=shown;}
 """
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
+def html_table(headers: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def inline_figures(svg_paths) -> str:
+    """SVG files as inline <figure>s (their XML prologue dropped), so the page needs no other file."""
+    return "".join(
+        f"<figure>{path.read_text(encoding='utf-8').split('?>', 1)[-1]}</figure>" for path in svg_paths
+    )
 
 
 def _sample_html(row) -> str:
@@ -69,10 +76,7 @@ def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
     outcomes = [[s, c, f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"] for s, c, r in summary.outcome_rates()]
     flags = [[f, c, f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"] for f, c, r in summary.flag_rates()]
     worst = [[t, f"{p:.2f}", failure] for t, p, failure in summary.worst_tasks(15)]
-    figures = "".join(
-        f"<figure>{path.read_text(encoding='utf-8').split('?>', 1)[-1]}</figure>"
-        for path in sorted(figure_dir.glob("*.svg"))
-    )
+    figures = inline_figures(sorted(figure_dir.glob("*.svg")))
     statuses = sorted({(s.outcome or {}).get("status", "unchecked") for s in summary.samples})
     options = "".join(
         f'<option value="{escape(s)}">{escape(s)}</option>'
@@ -83,16 +87,16 @@ def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
             if len(summary.samples) > MAX_LISTED_SAMPLES else "")  # fmt: skip
     setup_rows = [[k, v] for k, v in setup.items()] + [[k, v] for k, v in config.items()]
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<style>{_STYLE}</style><script>{_FILTER}</script></head><body>
+<style>{STYLE}</style><script>{_FILTER}</script></head><body>
 <h1>{escape(title)}</h1><p>run <code>{escape(summary.run_id)}</code>: {len(summary.samples)} samples on {len(summary.by_task)} tasks</p>
-<h2>pass@k</h2>{_table(["k", "value", "95% interval", "tasks", "method"], passk)}
-<h2>Outcomes</h2>{_table(["status", "count", "share [95% interval]"], outcomes)}
-<h2>Generation quality</h2>{_table(["flag", "count", "share [95% interval]"], flags)}
-<h2>Worst tasks</h2>{_table(["task", "pass rate", "most common failure"], worst)}
+<h2>pass@k</h2>{html_table(["k", "value", "95% interval", "tasks", "method"], passk)}
+<h2>Outcomes</h2>{html_table(["status", "count", "share [95% interval]"], outcomes)}
+<h2>Generation quality</h2>{html_table(["flag", "count", "share [95% interval]"], flags)}
+<h2>Worst tasks</h2>{html_table(["task", "pass rate", "most common failure"], worst)}
 <h2>Figures</h2>{figures}
 <h2>Samples (<span id="shown">{len(listed)}</span> shown)</h2>
 <p>status or flag <select id="status" onchange="filterSamples()"><option value="">all</option>{options}</select>
 task <input id="task" oninput="filterSamples()" placeholder="e.g. HumanEval/1"></p>{note}
 <div id="samples">{"".join(_sample_html(r) for r in listed)}</div>
-<h2>Configuration and environment</h2>{_table(["field", "value"], setup_rows)}
+<h2>Configuration and environment</h2>{html_table(["field", "value"], setup_rows)}
 </body></html>"""

@@ -1,0 +1,278 @@
+"""Seed 000's bottleneck study, made testable: scaling comparison, probes with controls, interventions.
+
+One command runs four stages, each an ordinary slmlab run in the shared store (so every stage
+resumes, and every run can be opened, compared and exported on its own):
+1. scaling: every model on the same tasks with the same decoding; pass@1 with intervals, the outcome
+   taxonomy (repetitive collapse included), a paired test per (smaller, larger) pair on all tasks and
+   on the syntax-heavy subset (slmlab.tasks.structure), and a plain verdict on negative scaling;
+2. capture: the probe model again on more samples, with activations of the chosen layers captured;
+3. probes: every captured layer probed for passed vs failed with a shuffled-label control, and the
+   best layer analysed in the seed's terms (two dimensions, their accuracy alone, margins in
+   activation units) against random pairs, plus a probe per failure type;
+4. intervention: the best layer shifted along the probe's direction by +/- some units during
+   generation, and the pass rate compared with the unshifted run by a paired test: if the direction
+   only correlates with failure, shifting it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+
+from slmlab.errors import UserError
+from slmlab.eval.config import EvalConfig, describe_error
+from slmlab.probe.findings import ProbeFindings
+from slmlab.store import run_key
+
+BUILTIN_CONFIGS = {"default": "bottleneck.yaml", "full": "bottleneck-full.yaml"}
+
+
+class InterventionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    direction: Literal["probe", "dims"] = "probe"  # the full probe's normal, or the top two dimensions
+    # Shifts in units of the spread (standard deviation) of the activations along the direction;
+    # `scales` gives them in raw activation units instead.
+    spreads: list[float] = Field(default_factory=lambda: [-4.0, 4.0])
+    scales: list[float] | None = None
+
+
+class BottleneckConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(min_length=1)
+    pairs: list[tuple[str, str]] = Field(default_factory=list)  # (smaller, larger)
+    benchmarks: list[str] = Field(default_factory=lambda: ["humaneval"], min_length=1)
+    data_dir: str | None = None
+    limit: int | None = Field(20, ge=1)
+    n: int = Field(1, ge=1)
+    temperature: float = Field(0.8, ge=0.0)  # the seed's decoding
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(384, ge=1)
+    seed: int = 1234
+    timeout: float = Field(5.0, gt=0.0)  # the seed's execution timeout
+    sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
+    batch_size: int = Field(64, ge=1)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    probe_model: str
+    probe_benchmark: str | None = None  # default: the first benchmark
+    probe_limit: int | None = Field(40, ge=1)
+    probe_n: int = Field(4, ge=1)
+    capture_layers: str = "all"
+    probe_kind: Literal["generated_mean", "prompt_last"] = "generated_mean"
+    # The layer analysed in depth and intervened at; "best": the one whose probe has the highest AUC.
+    probe_layer: int | Literal["best"] = "best"
+    folds: int = Field(5, ge=2)
+    shuffles: int = Field(20, ge=0)
+    random_pairs: int = Field(30, ge=1)
+    intervention: InterventionConfig = Field(default_factory=InterventionConfig)
+    out: str = "slmlab-runs"
+
+    def eval_config(self, model: str, benchmark: str, **overrides) -> EvalConfig:
+        values = dict(model=model, benchmark=benchmark, data_dir=self.data_dir, limit=self.limit, n=self.n,
+                      temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                      seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, batch_size=self.batch_size,
+                      dtype=self.dtype, k=[1], out=self.out)  # fmt: skip
+        return EvalConfig(**(values | overrides))
+
+    def study_id(self) -> str:
+        return run_key("bottleneck", self.model_dump(exclude={"out", "batch_size", "data_dir"}))
+
+
+def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:
+    """A built-in config ('default', 'full') or a YAML file, with CLI overrides applied on top."""
+    name = name_or_path or "default"
+    if name in BUILTIN_CONFIGS:
+        text = resources.files("slmlab.studies").joinpath("configs", BUILTIN_CONFIGS[name]).read_text()
+        source = f"built-in config '{name}'"
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise UserError(
+                f"config {name} not found: give a YAML file or one of {', '.join(BUILTIN_CONFIGS)}"
+            )
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{source} must be a YAML mapping of fields (models: ..., probe_model: ...)")
+    values |= {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return BottleneckConfig(**values)
+    except ValidationError as exc:
+        raise UserError(describe_error(exc, source, BottleneckConfig.model_fields)) from None
+
+
+# ---- results ---------------------------------------------------------------------------------
+@dataclass
+class ModelResult:
+    model: str
+    benchmark: str
+    run_id: str
+    summary: object  # RunSummary
+    heavy_tasks: set[str]
+
+    def by_task(self, heavy_only: bool = False) -> dict[str, list[bool]]:
+        tasks = self.summary.by_task
+        return {t: v for t, v in tasks.items() if t in self.heavy_tasks} if heavy_only else tasks
+
+
+@dataclass
+class PairResult:
+    benchmark: str
+    smaller: str
+    larger: str
+    subset: str  # "all" or "syntax-heavy"
+    comparison: object  # metrics.Comparison, larger (B) against smaller (A)
+
+    @property
+    def negative_scaling(self) -> bool:
+        return self.comparison.significant and self.comparison.difference < 0
+
+    def verdict(self) -> str:
+        c = self.comparison
+        if self.negative_scaling:
+            head = f"negative scaling: {self.larger} is significantly worse than {self.smaller}"
+        elif c.significant:
+            head = f"positive scaling: {self.larger} is significantly better than {self.smaller}"
+        else:
+            head = f"no significant difference between {self.larger} and {self.smaller}"
+        return f"{self.benchmark}, {self.subset} tasks ({c.n_tasks}): {head} ({c.brief()})"
+
+
+@dataclass
+class InterventionPoint:
+    scale: float
+    run_id: str
+    pass_rate: object  # PassAtK
+    comparison: object | None  # against scale 0; None for the baseline itself
+
+
+@dataclass
+class StudyResult:
+    study_id: str
+    directory: Path
+    config: BottleneckConfig
+    models: list[ModelResult] = field(default_factory=list)
+    pairs: list[PairResult] = field(default_factory=list)
+    probe: ProbeFindings | None = None
+    intervention: list[InterventionPoint] = field(default_factory=list)
+    intervention_layer: int | None = None
+
+
+# ---- stages ----------------------------------------------------------------------------------
+def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
+    from slmlab.eval import run_eval
+    from slmlab.metrics import compare_runs
+    from slmlab.tasks.structure import is_syntax_heavy
+
+    for benchmark in config.benchmarks:
+        for model in config.models:
+            console.rule(f"scaling: {model} on {benchmark}")
+            run = run_eval(config.eval_config(model, benchmark), console, show_summary=False)
+            heavy = {t.task_id for t in _tasks(config, benchmark) if is_syntax_heavy(t)}
+            result.models.append(ModelResult(model, benchmark, run.run_id, run.summary, heavy))
+        found = {m.model: m for m in result.models if m.benchmark == benchmark}
+        for smaller, larger in config.pairs:
+            for subset in ("all", "syntax-heavy"):
+                a = found[smaller].by_task(subset != "all")
+                b = found[larger].by_task(subset != "all")
+                if set(a) & set(b):
+                    result.pairs.append(
+                        PairResult(benchmark, smaller, larger, subset, compare_runs(a, b, k=1))
+                    )
+
+
+def _tasks(config: BottleneckConfig, benchmark: str):
+    from slmlab.eval.pipeline import select_tasks
+
+    return select_tasks(config.eval_config(config.models[0], benchmark))
+
+
+def _probes(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
+    from slmlab.eval import run_eval
+    from slmlab.probe.findings import probe_run
+
+    benchmark = config.probe_benchmark or config.benchmarks[0]
+    console.rule(f"capture: {config.probe_model} on {benchmark}, layers {config.capture_layers}")
+    capture = config.eval_config(config.probe_model, benchmark, limit=config.probe_limit, n=config.probe_n,
+                                 capture_layers=config.capture_layers)  # fmt: skip
+    run = run_eval(capture, console, show_summary=False)
+    console.rule("probes")
+    result.probe = probe_run(run.store_path, run.run_id, config.probe_kind, config.probe_layer, config.folds,
+                             config.shuffles, config.random_pairs, config.seed, console)  # fmt: skip
+    if result.probe.layer is not None:
+        console.print(result.probe.layer.headline())
+    else:
+        console.print(f"[yellow]{result.probe.note}[/yellow]")
+
+
+def _direction(config: BottleneckConfig, result: StudyResult) -> np.ndarray:
+    from slmlab.probe.steer import dims_direction
+
+    layer = result.probe.layer
+    if config.intervention.direction == "probe":
+        return layer.direction
+    effects = dict(layer.top_dims)
+    return dims_direction(
+        list(layer.pair), [np.sign(effects[d]) or 1.0 for d in layer.pair], len(layer.direction)
+    )
+
+
+def _intervention(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
+    from slmlab.eval import run_eval
+    from slmlab.metrics import compare_runs, pass_at_k_summary
+
+    settings = config.intervention
+    if not settings.enabled or result.probe is None or result.probe.layer is None:
+        return
+    layer = result.intervention_layer = result.probe.layer.layer
+    direction = _direction(config, result)
+    path = result.directory / f"direction_layer{layer}.npy"
+    np.save(path, direction)
+    spread = float(np.std(result.probe.values @ direction))  # how far samples lie apart along it
+    scales = (
+        settings.scales if settings.scales is not None else [round(s * spread, 3) for s in settings.spreads]
+    )
+    benchmark = config.probe_benchmark or config.benchmarks[0]
+    runs = {}
+    for scale in sorted({0.0, *scales}):
+        console.rule(
+            f"intervention: layer {layer}, shift {scale:+g} units along the {settings.direction} direction"
+        )
+        steer = dict(steer_layer=layer, steer_direction=str(path), steer_scale=scale) if scale else {}
+        runs[scale] = run_eval(
+            config.eval_config(config.probe_model, benchmark, **steer), console, show_summary=False
+        )
+    base = runs[0.0].summary.by_task
+    for scale, run in runs.items():
+        by_task = run.summary.by_task
+        rate = pass_at_k_summary(by_task, ks=(1,))[1]
+        versus = compare_runs(base, by_task, k=1) if scale else None
+        result.intervention.append(InterventionPoint(scale, run.run_id, rate, versus))
+
+
+def run_study(config: BottleneckConfig, console: Console) -> StudyResult:
+    from slmlab.report.bottleneck import write_study_report
+
+    study_id = config.study_id()
+    directory = Path(config.out) / study_id
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config.model_dump(), indent=2))
+    result = StudyResult(study_id, directory, config)
+    _scaling(config, result, console)
+    _probes(config, result, console)
+    _intervention(config, result, console)
+    write_study_report(result)
+    return result
