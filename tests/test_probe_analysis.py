@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slmlab.probe.analysis import analyse_layer, auc, probe
+from slmlab.probe.analysis import analyse_layer, auc, best_layer_p_value, layer_sweep, permute_by_task, probe
 
 
 def synthetic(separable: bool, tasks: int = 40, per_task: int = 5, dims: int = 120, seed: int = 0):
@@ -42,6 +42,7 @@ def test_non_separable_data_stays_within_the_shuffled_label_control():
     found = probe(X, y, groups, shuffles=20)
     assert not found.beats_control
     assert abs(found.balanced_accuracy - 0.5) < 0.12
+    assert probe(X, y, groups, shuffles=20) == found  # the same data gives the same numbers
     assert found.auc_ci[0] < 0.5 < found.auc_ci[1]
 
 
@@ -64,3 +65,19 @@ def test_too_few_samples_of_a_class_give_no_probe():
     y = np.zeros_like(y)
     y[:5] = 1
     assert probe(X, y, groups) is None
+
+
+def test_shuffles_keep_tasks_together_and_choosing_the_best_layer_is_paid_for():
+    y = np.array([1, 1, 0, 0, 1, 1, 0, 0, 1])
+    groups = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4])
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        shuffled = permute_by_task(y, groups, rng)
+        assert all(shuffled[2 * i] == shuffled[2 * i + 1] for i in range(4))
+        assert shuffled.sum() == y.sum() and shuffled[8] == 1  # the only one-sample task keeps its label
+    # Eight layers of noise: the best of them, judged alone, can look like a finding; corrected, it does not.
+    _, y, groups = synthetic(separable=False)
+    sweep = layer_sweep(lambda layer: np.random.default_rng(layer).normal(size=(len(y), 40)), list(range(8)), y,
+                        groups, shuffles=19)  # fmt: skip
+    layer, family_p = best_layer_p_value(sweep)
+    assert family_p >= dict(sweep)[layer].p_value and family_p > 0.05

@@ -30,7 +30,7 @@ def test_eval_captures_activations_into_indexed_files(tmp_path, tiny_models):
     assert done.returncode == 0, done.stderr
     assert "capturing layers 0,1" in done.stdout
     with sqlite3.connect(out / "slmlab.db") as db:
-        run_id, = db.execute("SELECT run_id FROM runs").fetchone()
+        (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
         index = db.execute("SELECT row, token_start, n_tokens FROM activations ORDER BY row").fetchall()
         tokens = dict(db.execute("SELECT task_id || '/' || sample_index, json_extract(generation, '$.tokens') "
                                  "FROM samples").fetchall())  # fmt: skip
@@ -103,9 +103,11 @@ def test_probe_command_finds_a_planted_signal_in_a_capture_run(tmp_path, tiny_mo
                   "--max-new-tokens", "6", "--capture-layers", "all", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     db = sqlite3.connect(out / "slmlab.db")
-    run_id, = db.execute("SELECT run_id FROM runs").fetchone()
+    (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
     index = db.execute("SELECT task_id, sample_index, row FROM activations").fetchall()
-    values = read_rows(activations_dir(out / "slmlab.db", run_id), "generated_mean", 1, [r for *_, r in index])
+    values = read_rows(
+        activations_dir(out / "slmlab.db", run_id), "generated_mean", 1, [r for *_, r in index]
+    )
     # Plant the outcome in one dimension of layer 1: passed where dim 5 is above its median.
     passed = values[:, 5] > np.median(values[:, 5])
     with db:
@@ -114,7 +116,9 @@ def test_probe_command_finds_a_planted_signal_in_a_capture_run(tmp_path, tiny_mo
             db.execute("UPDATE samples SET outcome = ? WHERE task_id = ? AND sample_index = ?",
                        (json.dumps({"status": status}), task_id, sample_index))  # fmt: skip
     db.close()
-    done = slmlab("probe", run_id[:12], "--out", str(out), "--layer", "1", "--shuffles", "19", "--random-pairs", "5")
+    done = slmlab(
+        "probe", run_id[:12], "--out", str(out), "--layer", "1", "--shuffles", "19", "--random-pairs", "5"
+    )
     assert done.returncode == 0, done.stderr
     report = Path(done.stdout.strip().splitlines()[-1].split("report: ")[-1])
     found = json.loads((report.parent / "probe.json").read_text())
@@ -122,4 +126,6 @@ def test_probe_command_finds_a_planted_signal_in_a_capture_run(tmp_path, tiny_mo
     assert found["analysis"]["pair_chosen_inside_folds"]["beats_control"]
     for name in ("fig4_two_dims", "probe_by_layer", "pca"):
         assert (report.parent / f"{name}.png").stat().st_size > 10_000
-    _one_line_error(slmlab("probe", run_id[:12], "--out", str(out), "--layer", "7"), "layer 7", "out of range")
+    _one_line_error(
+        slmlab("probe", run_id[:12], "--out", str(out), "--layer", "7"), "layer 7", "out of range"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from slmlab.probe.analysis import LayerAnalysis, analyse_layer, enough, layer_sweep
+from slmlab.probe.analysis import LayerAnalysis, analyse_layer, best_layer_p_value, enough, layer_sweep
 from slmlab.probe.arrays import activations_dir, read_layout, read_rows
 from slmlab.probe.capture import resolve_layers
 from slmlab.store import Store
@@ -19,13 +19,27 @@ from slmlab.store import Store
 
 @dataclass
 class ProbeFindings:
+    """What probing a run found; `summary()` says it in one paragraph."""
+
     run_id: str
     kind: str
     note: str = ""  # why nothing was probed, when nothing was
     sweep: list = field(default_factory=list)  # [(layer, ProbeScore | None)]
+    best_layer: int | None = None
+    family_p: float | None = None  # the best layer's p-value, corrected for choosing it among all layers
     layer: LayerAnalysis | None = None  # the layer analysed in depth
     labels: np.ndarray | None = None  # 1 = passed
     values: np.ndarray | None = None  # activations at that layer, one row per probed sample
+
+    def summary(self) -> str:
+        if self.layer is None:
+            return self.note
+        best = ""
+        if self.best_layer is not None and len(self.sweep) > 1:
+            verdict = "above chance" if self.family_p <= 0.05 else "NOT above chance"
+            best = (f"Best of {len(self.sweep)} layers: layer {self.best_layer}, p = {self.family_p:.3f} corrected "
+                    f"for choosing it among them: {verdict}. ")  # fmt: skip
+        return best + self.layer.headline()
 
 
 def probe_data(store: Store, run_id: str):
@@ -66,8 +80,8 @@ def probe_run(store_path: Path, run_id: str, kind: str = "generated_mean", layer
 
     with console.status(f"probing {len(layout.layers)} layers, {len(y)} samples ({int(y.sum())} passed)"):
         findings.sweep = layer_sweep(load, layout.layers, y, groups, folds, shuffles, seed)
-    scored = [(index, score) for index, score in findings.sweep if score is not None]
-    chosen = max(scored, key=lambda item: (item[1].auc, -item[0]))[0]
+    findings.best_layer, findings.family_p = best_layer_p_value(findings.sweep)
+    chosen = findings.best_layer
     if layer != "best":
         chosen = resolve_layers([int(layer)], layout.layers[-1] + 1)[0]
     with console.status(f"analysing layer {chosen}"):

@@ -21,7 +21,6 @@ from slmlab.report.probe import (
     probe_html,
     probe_json,
     probe_rows,
-    probe_summary,
     write_probe_figures,
 )
 
@@ -101,7 +100,8 @@ def results_json(result) -> dict:
                                  "verdict": pair.verdict(), "comparison": vars(pair.comparison)})  # fmt: skip
     payload["probe"] = probe_json(result.probe) if result.probe is not None else None
     payload["intervention"] = {
-        "layer": result.intervention_layer,
+        "layer": result.intervention_layer, "spread": result.intervention_spread,
+        "median_activation_norm": result.activation_norm,
         "points": [{"scale": p.scale, "run_id": p.run_id, "pass_at_1": vars(p.pass_rate),
                     "versus_unshifted": vars(p.comparison) if p.comparison else None}
                    for p in sorted(result.intervention, key=lambda p: p.scale)],
@@ -147,7 +147,7 @@ def verdicts(result) -> list[str]:
     lines.append("Negative scaling: " + (f"found in {found}" if negative else
                                          "not found (no pair where the larger model is significantly worse)"))  # fmt: skip
     if result.probe is not None:
-        lines.append(probe_summary(result.probe))
+        lines.append(result.probe.summary())
     shifted = [p for p in result.intervention if p.comparison is not None]
     if shifted:
         changed = [f"{p.scale:+g}" for p in shifted if p.comparison.significant]
@@ -169,7 +169,7 @@ def render_html(result, directory: Path) -> str:
     if result.probe is not None:
         sections.append(probe_html(result.probe))
     if result.intervention:
-        sections.append(f"<h2>Intervention at layer {result.intervention_layer}</h2>"
+        sections.append(f"<h2>{escape(result.intervention_title())}</h2>"
                         + html_table(INTERVENTION_HEADERS, _intervention_rows(result)))  # fmt: skip
     sections.append("<h2>Figures</h2>" + inline_figures(sorted(directory.glob("*.svg"))))
     sections.append(
@@ -195,7 +195,7 @@ def print_study(console: Console, result) -> None:
     if result.probe is not None and result.probe.sweep:
         print_table(console, f"Probe by layer ({result.probe.kind})", PROBE_HEADERS, probe_rows(result.probe))
     if result.intervention:
-        print_table(console, f"Intervention at layer {result.intervention_layer}", INTERVENTION_HEADERS,
+        print_table(console, result.intervention_title(), INTERVENTION_HEADERS,
                     _intervention_rows(result))  # fmt: skip
     for line in verdicts(result):
         console.print(f"- {line}")

@@ -108,7 +108,8 @@ def score_json(score) -> dict | None:
 
 
 def probe_json(findings: ProbeFindings) -> dict:
-    payload = {"run_id": findings.run_id, "kind": findings.kind, "note": findings.note,
+    payload = {"run_id": findings.run_id, "kind": findings.kind, "note": findings.note, "summary": findings.summary(),
+               "best_layer": findings.best_layer, "best_layer_family_wise_p": findings.family_p,
                "by_layer": [{"layer": layer, **(score_json(s) or {})} for layer, s in findings.sweep]}  # fmt: skip
     layer, y = findings.layer, findings.labels
     if layer is not None:
@@ -130,10 +131,6 @@ def probe_rows(findings: ProbeFindings) -> list[list[str]]:
     return [[str(layer), f"{s.auc:.3f} [{s.auc_ci[0]:.3f}, {s.auc_ci[1]:.3f}]", f"{s.balanced_accuracy:.3f}",
              f"{s.shuffled_auc_p95:.3f}", f"{s.p_value:.3f}", "yes" if s.beats_control else "no"]
             for layer, s in findings.sweep if s is not None]  # fmt: skip
-
-
-def probe_summary(findings: ProbeFindings) -> str:
-    return findings.layer.headline() if findings.layer is not None else findings.note
 
 
 def probe_html(findings: ProbeFindings) -> str:
@@ -162,7 +159,7 @@ def probe_html(findings: ProbeFindings) -> str:
 def print_probe(console: Console, findings: ProbeFindings) -> None:
     if findings.sweep:
         print_table(console, f"Probe by layer ({findings.kind})", PROBE_HEADERS, probe_rows(findings))
-    console.print(f"- {probe_summary(findings)}")
+    console.print(f"- {findings.summary()}")
 
 
 def write_probe_report(findings: ProbeFindings, directory: Path) -> Path:
@@ -174,7 +171,7 @@ def write_probe_report(findings: ProbeFindings, directory: Path) -> Path:
     )
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Probes of {escape(findings.run_id)}'
             f"</title><style>{STYLE}</style></head><body><h1>Probes of run <code>{escape(findings.run_id)}</code></h1>"
-            f"<p>{escape(probe_summary(findings))}</p>{probe_html(findings)}<h2>Figures</h2>"
+            f"<p>{escape(findings.summary())}</p>{probe_html(findings)}<h2>Figures</h2>"
             f"{inline_figures(sorted(directory.glob('*.svg')))}</body></html>")  # fmt: skip
     report = directory / "probe.html"
     write_text_atomic(report, page)

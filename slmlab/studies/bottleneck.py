@@ -42,7 +42,7 @@ class InterventionConfig(BaseModel):
     direction: Literal["probe", "dims"] = "probe"  # the full probe's normal, or the top two dimensions
     # Shifts in units of the spread (standard deviation) of the activations along the direction;
     # `scales` gives them in raw activation units instead.
-    spreads: list[float] = Field(default_factory=lambda: [-4.0, 4.0])
+    spreads: list[float] = Field(default_factory=lambda: [-8.0, 8.0])
     scales: list[float] | None = None
 
 
@@ -169,6 +169,14 @@ class StudyResult:
     probe: ProbeFindings | None = None
     intervention: list[InterventionPoint] = field(default_factory=list)
     intervention_layer: int | None = None
+    # What a unit means there: the spread of the samples along the direction, and the size of the
+    # activations themselves (median L2 norm).
+    intervention_spread: float | None = None
+    activation_norm: float | None = None
+
+    def intervention_title(self) -> str:
+        return (f"Intervention at layer {self.intervention_layer} (1 sd along the direction = "
+                f"{self.intervention_spread:.3g} units; median activation norm {self.activation_norm:.3g})")  # fmt: skip
 
 
 # ---- stages ----------------------------------------------------------------------------------
@@ -212,10 +220,7 @@ def _probes(config: BottleneckConfig, result: StudyResult, console: Console) -> 
     console.rule("probes")
     result.probe = probe_run(run.store_path, run.run_id, config.probe_kind, config.probe_layer, config.folds,
                              config.shuffles, config.random_pairs, config.seed, console)  # fmt: skip
-    if result.probe.layer is not None:
-        console.print(result.probe.layer.headline())
-    else:
-        console.print(f"[yellow]{result.probe.note}[/yellow]")
+    console.print(result.probe.summary())
 
 
 def _direction(config: BottleneckConfig, result: StudyResult) -> np.ndarray:
@@ -241,7 +246,8 @@ def _intervention(config: BottleneckConfig, result: StudyResult, console: Consol
     direction = _direction(config, result)
     path = result.directory / f"direction_layer{layer}.npy"
     np.save(path, direction)
-    spread = float(np.std(result.probe.values @ direction))  # how far samples lie apart along it
+    spread = result.intervention_spread = float(np.std(result.probe.values @ direction))
+    result.activation_norm = float(np.median(np.linalg.norm(result.probe.values, axis=1)))
     scales = (
         settings.scales if settings.scales is not None else [round(s * spread, 3) for s in settings.spreads]
     )
