@@ -168,6 +168,16 @@ def test_park_all_moves_hung_programs_aside_at_low_priority():
     assert elapsed < 4.5  # six 2 s loops overlap instead of taking 6 s on two workers
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="kernel without autogroup scheduling")
+def test_parked_programs_are_lowered_in_their_own_cpu_group():
+    # Each sample is a session, so with autogroups its nice value alone would not yield the CPU.
+    report = Program("import time\ntime.sleep(0.8)\nprint(open('/proc/self/autogroup').read())\n", "pass\n")
+    with Executor("process", Limits(timeout_s=3.0, park="idle", park_after_s=0.2), workers=1) as ex:
+        outcome = ex.run([report])[0]
+    assert outcome.passed and outcome.parked
+    assert "nice 19" in outcome.stdout
+
+
 def test_a_hung_worker_is_replaced_and_no_sample_is_lost():
     programs = [Program(f"value = {i}\n", f"assert value == {i}\n") for i in range(40)]
     with Executor("process", Limits(timeout_s=1.0), workers=2) as ex:

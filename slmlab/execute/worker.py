@@ -383,11 +383,7 @@ class Worker:
                     live.park_at = now + live.limits.park_after_s
                 elif parked < self.config.max_parked:
                     live.parked = True
-                    for target in [live.pid, *_descendants(live.pid)]:
-                        try:
-                            os.setpriority(os.PRIO_PROCESS, target, 19)
-                        except OSError:
-                            pass
+                    _lower_priority(live.pid)
                     self._send(("parked", live.job_id))
 
     def _reap(self) -> None:
@@ -511,6 +507,19 @@ class Worker:
                 f"the process exited (code {os.waitstatus_to_exitcode(status)}) before the tests completed"
             )
         return outcome
+
+
+def _lower_priority(pid: int) -> None:
+    """Nice 19 for a parked sample. Each sample is its own session, and with the kernel's autogroup
+    scheduling (the default on desktop and most server kernels) every session is a CPU group of its
+    own: a process's nice value then only ranks it inside its session, and a parked infinite loop
+    would still take a full share of the CPU from the samples running beside it. So the session's
+    autogroup is lowered too, where the kernel has autogroups."""
+    for target in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, target, 19)
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as f:
+        f.write("19")
 
 
 def main() -> None:
