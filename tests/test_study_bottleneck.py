@@ -76,6 +76,8 @@ def test_bad_study_config_gets_one_clear_line(tmp_path):
     config.write_text("models: [a]\nprobe_model: a\nshuffle: 3\n")
     _one_line_error(slmlab("study", "bottleneck", "--config", str(config)), "shuffle", "unknown field")
     _one_line_error(slmlab("study", "bottleneck", "--config", str(tmp_path / "missing.yaml")), "not found")
+    config.write_text("models: [a, b]\npairs: [[a, c]]\nprobe_model: a\n")
+    _one_line_error(slmlab("study", "bottleneck", "--config", str(config)), "'c'", "not in models")
 
 
 def test_capture_and_steering_options_are_validated_and_keep_old_run_ids(tmp_path):
@@ -129,3 +131,14 @@ def test_probe_command_finds_a_planted_signal_in_a_capture_run(tmp_path, tiny_mo
     _one_line_error(
         slmlab("probe", run_id[:12], "--out", str(out), "--layer", "7"), "layer 7", "out of range"
     )
+
+
+def test_built_in_study_configs_are_valid():
+    from slmlab.studies.bottleneck import load_study_config
+
+    default, full = load_study_config(None, {}), load_study_config("full", {"out": "elsewhere"})
+    for config in (default, full):
+        assert {"qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"} <= set(config.models)
+        assert ["smollm2-135m-instruct", "gemma3-270m"] in [list(pair) for pair in config.pairs]
+    assert full.limit is None and full.n >= 10 and set(full.benchmarks) == {"humaneval", "mbpp-sanitized"}
+    assert full.out == "elsewhere" and default.study_id() != full.study_id()

@@ -115,7 +115,11 @@ def describe_error(error: ValidationError, source: str, fields=None) -> str:
     if first["type"] == "extra_forbidden":
         allowed = ", ".join(fields if fields is not None else EvalConfig.model_fields)
         problem = f"unknown field (allowed: {allowed})"
-    given = f" (got {first['input']!r})" if first["type"] != "extra_forbidden" and "input" in first else ""
+    if first["type"] == "value_error":
+        problem = problem.removeprefix("Value error, ")
+    # A problem with the whole config (no field) would otherwise repeat the whole input.
+    shown = first["loc"] and first["type"] != "extra_forbidden" and "input" in first
+    given = f" (got {first['input']!r})" if shown else ""
     more = f" and {error.error_count() - 1} more problem(s)" if error.error_count() > 1 else ""
     return f"{source}: {where}: {problem}{given}{more}"
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rich.console import Console
 
 from slmlab.errors import UserError
@@ -76,6 +76,14 @@ class BottleneckConfig(BaseModel):
     random_pairs: int = Field(30, ge=1)
     intervention: InterventionConfig = Field(default_factory=InterventionConfig)
     out: str = "slmlab-runs"
+
+    @model_validator(mode="after")
+    def _pairs_name_models(self) -> BottleneckConfig:
+        for pair in self.pairs:
+            unknown = [name for name in pair if name not in self.models]
+            if unknown:
+                raise ValueError(f"pair {list(pair)} names {unknown[0]!r}, which is not in models")
+        return self
 
     def eval_config(self, model: str, benchmark: str, **overrides) -> EvalConfig:
         values = dict(model=model, benchmark=benchmark, data_dir=self.data_dir, limit=self.limit, n=self.n,
