@@ -131,19 +131,28 @@ def make_config(values: dict, source: str = "options") -> EvalConfig:
         raise UserError(describe_error(exc, source)) from None
 
 
-def load_config(path: str | Path) -> EvalConfig:
+def read_yaml_mapping(path: str | Path, example: str = "model: ..., benchmark: ...") -> dict:
+    """A YAML file of fields as a dict, or one clear line saying what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} not found")
+    return parse_yaml_mapping(path.read_bytes(), str(path), example)
+
+
+def parse_yaml_mapping(data: bytes, source: str, example: str) -> dict:
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.safe_load(data.decode("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path} is not valid YAML{where}: {reason}") from None
+        raise UserError(f"{source} is not valid YAML{where}: {reason}") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
+        raise UserError(f"{source} is not UTF-8 text") from None
     if not isinstance(values, dict):
-        raise UserError(f"{path} must be a YAML mapping of fields (model: ..., benchmark: ...)")
-    return make_config(values, str(path))
+        raise UserError(f"{source} must be a YAML mapping of fields ({example})")
+    return values
+
+
+def load_config(path: str | Path) -> EvalConfig:
+    return make_config(read_yaml_mapping(path), str(path))

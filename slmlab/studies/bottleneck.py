@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rich.console import Console
 
 from slmlab.errors import UserError
-from slmlab.eval.config import EvalConfig, describe_error
+from slmlab.eval.config import EvalConfig, describe_error, parse_yaml_mapping, read_yaml_mapping
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 
@@ -99,22 +98,17 @@ class BottleneckConfig(BaseModel):
 def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:
     """A built-in config ('default', 'full') or a YAML file, with CLI overrides applied on top."""
     name = name_or_path or "default"
+    example = "models: ..., probe_model: ..."
     if name in BUILTIN_CONFIGS:
-        text = resources.files("slmlab.studies").joinpath("configs", BUILTIN_CONFIGS[name]).read_text()
+        data = resources.files("slmlab.studies").joinpath("configs", BUILTIN_CONFIGS[name]).read_bytes()
         source = f"built-in config '{name}'"
+        values = parse_yaml_mapping(data, source, example)
     else:
-        path = Path(name)
-        if not path.is_file():
+        if not Path(name).is_file():
             raise UserError(
                 f"config {name} not found: give a YAML file or one of {', '.join(BUILTIN_CONFIGS)}"
             )
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{source} must be a YAML mapping of fields (models: ..., probe_model: ...)")
+        source, values = name, read_yaml_mapping(name, example)
     values |= {key: value for key, value in overrides.items() if value is not None}
     try:
         return BottleneckConfig(**values)
