@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from slmlab.probe import load_activations
 from slmlab.probe.arrays import activations_dir, read_layout, read_rows
 from tests.test_cli import _one_line_error, slmlab
 from tests.tiny import save_tiny_model
@@ -40,6 +41,9 @@ def test_eval_captures_activations_into_indexed_files(tmp_path, tiny_models):
     assert read_layout(directory).layers == [0, 1]
     values = read_rows(directory, "generated_mean", 1, list(range(6)))
     assert values.shape == (6, 32) and np.isfinite(values).all()
+    loaded, samples = load_activations(out / "slmlab.db", run_id, layer=-1 % 2)
+    assert loaded.shape == (6, 32) and {s["status"] for s in samples} <= {"passed", "failed_assertion",
+                                                                          "runtime_error", "syntax_error"}  # fmt: skip
     # Resuming a finished run adds nothing to the files.
     sizes = {p.name: p.stat().st_size for p in directory.iterdir()}
     assert slmlab(*args).returncode == 0

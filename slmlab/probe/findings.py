@@ -90,3 +90,16 @@ def probe_run(store_path: Path, run_id: str, kind: str = "generated_mean", layer
                                        random_pairs, seed)  # fmt: skip
     findings.labels = y
     return findings
+
+
+def load_activations(store_path: Path, run_id: str, layer: int, kind: str = "generated_mean"):
+    """A capture run's activations at one layer with what each row is, for notebooks:
+    (float32 array [samples, hidden], [{"task_id", "sample_index", "status"}, ...]) in store order."""
+    with Store(store_path) as store:
+        index = store.activation_index(run_id)
+        samples = [s for s in store.samples(run_id) if (s.task_id, s.sample_index) in index]
+    rows = [index[(s.task_id, s.sample_index)][0] for s in samples]
+    values = read_rows(activations_dir(store_path, run_id), kind, layer, rows)
+    meta = [{"task_id": s.task_id, "sample_index": s.sample_index,
+             "status": s.outcome["status"] if s.outcome else None} for s in samples]  # fmt: skip
+    return values, meta
