@@ -172,6 +172,34 @@ def test_fast_sampling_distribution_equals_transformers_warpers(temperature, top
     assert torch.equal(ours > 0, expected > 0)
 
 
+def test_sliding_window_rows_continue_exactly_after_a_longer_row_leaves():
+    # The long prompt's row ends first, leaving columns that are padding for every remaining row;
+    # a sliding-window cache counts every position it has seen, so those columns must stay.
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    class EndsAtPosition(Gemma3ForCausalLM):
+        def forward(self, *args, position_ids=None, **kwargs):
+            out = super().forward(*args, position_ids=position_ids, **kwargs)
+            for row, position in enumerate(position_ids[:, -1].tolist()):
+                if position >= 40:
+                    out.logits[row, -1, 256] += 1e4
+            return out
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
+                              eos_token_id=256, pad_token_id=257)  # fmt: skip
+    model = EndsAtPosition(config).eval()
+    prompts = ["# a prompt much longer than the other one\n", "x"]
+    params = SamplingParams(max_new_tokens=60)
+    batched = generate(model, requests_for(prompts), params, batch_size=2)
+    alone = generate(model, requests_for(prompts), params, batch_size=1)
+    assert [g.finish_reason for g in batched.values()] == ["eos", "eos"]
+    assert batched[(0, 0)].tokens < batched[(1, 0)].tokens  # the long prompt's row left first
+    assert {k: g.text for k, g in batched.items()} == {k: g.text for k, g in alone.items()}
+
+
 def test_sliding_window_models_run_batch_after_batch_with_the_same_results():
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 

@@ -99,7 +99,8 @@ class BatchGenerator:
         # Merging caches is only exact for plain full-attention layers; sliding-window caches
         # (Gemma 3) keep their own bookkeeping, so those models run batch after batch instead.
         probe = DynamicCache(config=model.config)
-        self.refill = refill and all(type(layer) is DynamicLayer for layer in probe.layers)
+        self.plain_cache = all(type(layer) is DynamicLayer for layer in probe.layers)
+        self.refill = refill and self.plain_cache
         self.min_admit = max(1, self.batch_size // 8)
         self._encoded: dict[tuple[str, bool], list[int]] = {}
 
@@ -273,7 +274,10 @@ class BatchGenerator:
             self.first_states, self.state_sums = self.first_states[index], self.state_sums[index]
         self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
-        # Columns that are padding in every remaining row are dead weight: drop them.
+        # Columns that are padding in every remaining row are dead weight: drop them. Not from a
+        # sliding-window cache, which counts the positions it has seen apart from its tensors.
+        if not self.plain_cache:
+            return
         used = self.mask.any(dim=0).nonzero()
         start = int(used[0]) if len(used) else 0
         if start:
