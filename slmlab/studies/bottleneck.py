@@ -124,6 +124,7 @@ class ModelResult:
     run_id: str
     summary: object  # RunSummary
     heavy_tasks: set[str]
+    prompt_mode: str  # chat or plain: a pair that differs in it differs in more than size
 
     def by_task(self, heavy_only: bool = False) -> dict[str, list[bool]]:
         tasks = self.summary.by_task
@@ -137,6 +138,7 @@ class PairResult:
     larger: str
     subset: str  # "all" or "syntax-heavy"
     comparison: object  # metrics.Comparison, larger (B) against smaller (A)
+    prompt_modes: tuple[str, str] = ("?", "?")  # (smaller, larger)
 
     @property
     def negative_scaling(self) -> bool:
@@ -150,7 +152,11 @@ class PairResult:
             head = f"positive scaling: {self.larger} is significantly better than {self.smaller}"
         else:
             head = f"no significant difference between {self.larger} and {self.smaller}"
-        return f"{self.benchmark}, {self.subset} tasks ({c.n_tasks}): {head} ({c.brief()})"
+        caveat = ""
+        if self.prompt_modes[0] != self.prompt_modes[1]:
+            caveat = (f"; the two differ in more than size (prompt mode {self.prompt_modes[0]} vs "
+                      f"{self.prompt_modes[1]}: an instruct model against a base one)")  # fmt: skip
+        return f"{self.benchmark}, {self.subset} tasks ({c.n_tasks}): {head} ({c.brief()}){caveat}"
 
 
 @dataclass
@@ -184,30 +190,28 @@ class StudyResult:
 # ---- stages ----------------------------------------------------------------------------------
 def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
     from slmlab.eval import run_eval
+    from slmlab.eval.pipeline import select_tasks
     from slmlab.metrics import compare_runs
     from slmlab.tasks.structure import is_syntax_heavy
 
     for benchmark in config.benchmarks:
+        tasks = select_tasks(config.eval_config(config.models[0], benchmark))
+        heavy = {t.task_id for t in tasks if is_syntax_heavy(t)}
         for model in config.models:
             console.rule(f"scaling: {model} on {benchmark}")
             run = run_eval(config.eval_config(model, benchmark), console, show_summary=False)
-            heavy = {t.task_id for t in _tasks(config, benchmark) if is_syntax_heavy(t)}
-            result.models.append(ModelResult(model, benchmark, run.run_id, run.summary, heavy))
+            result.models.append(ModelResult(model, benchmark, run.run_id, run.summary, heavy,
+                                             run.setup.get("prompt_mode", "?")))  # fmt: skip
         found = {m.model: m for m in result.models if m.benchmark == benchmark}
         for smaller, larger in config.pairs:
             for subset in ("all", "syntax-heavy"):
                 a = found[smaller].by_task(subset != "all")
                 b = found[larger].by_task(subset != "all")
                 if set(a) & set(b):
+                    modes = (found[smaller].prompt_mode, found[larger].prompt_mode)
                     result.pairs.append(
-                        PairResult(benchmark, smaller, larger, subset, compare_runs(a, b, k=1))
+                        PairResult(benchmark, smaller, larger, subset, compare_runs(a, b, k=1), modes)
                     )
-
-
-def _tasks(config: BottleneckConfig, benchmark: str):
-    from slmlab.eval.pipeline import select_tasks
-
-    return select_tasks(config.eval_config(config.models[0], benchmark))
 
 
 def _probes(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
