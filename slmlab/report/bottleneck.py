@@ -143,7 +143,9 @@ def _intervention_rows(result) -> list[list[str]]:
 def verdicts(result) -> list[str]:
     lines = [pair.verdict() for pair in result.pairs]
     negative = [p for p in result.pairs if p.negative_scaling]
-    found = "; ".join(f"{p.larger} vs {p.smaller} ({p.benchmark}, {p.subset})" for p in negative)
+    found = "; ".join(f"{p.larger} vs {p.smaller} ({p.benchmark}, {p.subset}"
+                      + (", confounded: instruct vs base model)" if len(set(p.prompt_modes)) > 1 else ")")
+                      for p in negative)  # fmt: skip
     lines.append("Negative scaling: " + (f"found in {found}" if negative else
                                          "not found (no pair where the larger model is significantly worse)"))  # fmt: skip
     if result.probe is not None:
