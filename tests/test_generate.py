@@ -172,10 +172,22 @@ def test_fast_sampling_distribution_equals_transformers_warpers(temperature, top
     assert torch.equal(ours > 0, expected > 0)
 
 
+def tiny_gemma3(model_class):
+    """A two-layer Gemma 3 whose first layer has an 8-token sliding window (the character tokenizer's ids)."""
+    from transformers import Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
+                              eos_token_id=256, pad_token_id=257)  # fmt: skip
+    return model_class(config).eval()
+
+
 def test_sliding_window_rows_continue_exactly_after_a_longer_row_leaves():
     # The long prompt's row ends first, leaving columns that are padding for every remaining row;
     # a sliding-window cache counts every position it has seen, so those columns must stay.
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import Gemma3ForCausalLM
 
     class EndsAtPosition(Gemma3ForCausalLM):
         def forward(self, *args, position_ids=None, **kwargs):
@@ -185,12 +197,7 @@ def test_sliding_window_rows_continue_exactly_after_a_longer_row_leaves():
                     out.logits[row, -1, 256] += 1e4
             return out
 
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
-                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
-                              eos_token_id=256, pad_token_id=257)  # fmt: skip
-    model = EndsAtPosition(config).eval()
+    model = tiny_gemma3(EndsAtPosition)
     prompts = ["# a prompt much longer than the other one\n", "x"]
     params = SamplingParams(max_new_tokens=60)
     batched = generate(model, requests_for(prompts), params, batch_size=2)
@@ -201,14 +208,9 @@ def test_sliding_window_rows_continue_exactly_after_a_longer_row_leaves():
 
 
 def test_sliding_window_models_run_batch_after_batch_with_the_same_results():
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import Gemma3ForCausalLM
 
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
-                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
-                              eos_token_id=256, pad_token_id=257)  # fmt: skip
-    model = Gemma3ForCausalLM(config).eval()
+    model = tiny_gemma3(Gemma3ForCausalLM)
     engine = BatchGenerator(model, tiny_tokenizer(), SamplingParams(max_new_tokens=20), batch_size=2)
     assert not engine.refill  # a sliding-window cache is never merged
     params = SamplingParams(max_new_tokens=20)  # longer than the window
