@@ -191,8 +191,8 @@ def eval_command(
 
     options = _eval_options(model=model, benchmark=benchmark, n=n, limit=limit, temperature=temperature, top_p=top_p,
                             top_k=top_k, repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot,
-        sanitize=sanitize, stop=stop or None, dtype=dtype,
+                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot, sanitize=sanitize,
+                            stop=stop or None, dtype=dtype,
                             batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
                             k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out,
                             capture_layers=capture_layers, capture_tokens=capture_tokens, steer_layer=steer_layer,

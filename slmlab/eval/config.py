@@ -90,18 +90,18 @@ class EvalConfig(BaseModel):
             for name in ("steer_layer", "steer_direction", "steer_scale"):
                 identity.pop(name)
         else:  # the direction's content, not its file name, defines the run
-            identity["steer_direction"] = _file_sha256(self.steer_direction)
-        for name in ("capture_layers", "capture_tokens", "steer_layer", "steer_direction", "steer_scale"):
-            if name in identity and identity[name] in (None, False):
-                identity.pop(name)  # runs made before these fields existed keep their ids
+            identity["steer_direction"] = _direction_sha256(self.steer_direction)
+        for name in ("capture_layers", "capture_tokens"):
+            if not identity[name]:
+                identity.pop(name)  # runs made before capture existed keep their ids
         return identity
 
 
-def _file_sha256(path: str) -> str:
-    import hashlib
+def _direction_sha256(path: str) -> str:
+    from slmlab.models.cache import sha256_file
 
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(Path(path))
     except OSError as exc:
         raise UserError(f"steering direction {path}: {exc.strerror}") from None
 

@@ -12,12 +12,12 @@ import numpy as np
 from rich.console import Console
 
 from slmlab.atomic import write_text_atomic
+from slmlab.report.console import print_table
 from slmlab.report.figures import STATUS_COLOURS, plt, save_figure
 from slmlab.report.html import STYLE, html_table, inline_figures
 from slmlab.report.probe import (
     PROBE_HEADERS,
     plain_json,
-    print_table,
     probe_html,
     probe_json,
     probe_rows,
@@ -65,7 +65,10 @@ def figure_intervention(result, directory: Path) -> list[Path]:
     for p in points:
         if p.comparison is not None and p.comparison.significant:
             ax.annotate("*", (p.scale, p.pass_rate.high), ha="center", fontsize=12)
-    ax.set_xlabel(f"shift at layer {result.intervention_layer} along the probe direction (activation units)")
+    along = (
+        "the probe direction" if result.config.intervention.direction == "probe" else "the top two dimensions"
+    )
+    ax.set_xlabel(f"shift at layer {result.intervention_layer} along {along} (activation units)")
     ax.set_ylabel("pass@1 (95% interval)")
     ax.set_ylim(0, 1)
     return save_figure(fig, directory, "intervention")
@@ -81,19 +84,25 @@ def write_figures(result, directory: Path) -> list[Path]:
 
 
 # ---- numbers ---------------------------------------------------------------------------------
-def results_json(result) -> dict:
+def _scaling_entries(result) -> list[dict]:
     from slmlab.metrics import pass_at_k_summary
 
-    payload = {"study_id": result.study_id, "config": result.config.model_dump(), "scaling": [], "pairs": []}
+    entries = []
     for m in result.models:
         p1 = m.summary.pass_at_k().get(1)
         heavy = m.by_task(heavy_only=True)
         heavy_p1 = pass_at_k_summary(heavy, ks=(1,)).get(1) if heavy else None
-        payload["scaling"].append({
+        entries.append({
             "model": m.model, "benchmark": m.benchmark, "run_id": m.run_id, "syntax_heavy_tasks": len(heavy),
             "pass_at_1": vars(p1) if p1 else None, "syntax_heavy_pass_at_1": vars(heavy_p1) if heavy_p1 else None,
             "outcomes": dict(m.summary.statuses), "quality": {f: c for f, c, _ in m.summary.flag_rates()},
         })  # fmt: skip
+    return entries
+
+
+def results_json(result) -> dict:
+    payload = {"study_id": result.study_id, "config": result.config.model_dump(),
+               "scaling": _scaling_entries(result), "pairs": []}  # fmt: skip
     for pair in result.pairs:
         payload["pairs"].append({"benchmark": pair.benchmark, "smaller": pair.smaller, "larger": pair.larger,
                                  "subset": pair.subset, "negative_scaling": pair.negative_scaling,
@@ -112,7 +121,7 @@ def results_json(result) -> dict:
 
 def _scaling_rows(result) -> list[list[str]]:
     rows = []
-    for entry in results_json(result)["scaling"]:
+    for entry in _scaling_entries(result):
         p1, heavy = entry["pass_at_1"], entry["syntax_heavy_pass_at_1"]
         top = sorted(((c, s) for s, c in entry["outcomes"].items() if s != "passed"), reverse=True)[:2]
         rows.append([entry["model"], entry["benchmark"],

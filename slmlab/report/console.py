@@ -39,6 +39,15 @@ def _rate_table(title: str, first: str, counts: Sequence[tuple[str, int]], total
     return table
 
 
+def print_table(console: Console, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def print_evaluation(console: Console, evaluation: Evaluation, ks: tuple[int, ...], title: str) -> None:
     outcomes = [r.outcome for r in evaluation.results]
     if not outcomes:

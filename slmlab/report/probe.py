@@ -11,24 +11,15 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from slmlab.atomic import write_text_atomic
 from slmlab.probe.findings import ProbeFindings
+from slmlab.report.console import print_table
 from slmlab.report.figures import STATUS_COLOURS, plt, save_figure
 from slmlab.report.html import STYLE, html_table, inline_figures
 
 PASS_COLOUR, FAIL_COLOUR = STATUS_COLOURS["passed"], STATUS_COLOURS["syntax_error"]
 PROBE_HEADERS = ["layer", "AUC [95%]", "balanced acc.", "shuffled AUC p95", "p", "above control"]
-
-
-def print_table(console: Console, title: str, headers: list[str], rows: list[list[str]]) -> None:
-    table = Table(title=title)
-    for header in headers:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
 
 
 def plain_json(value):
