@@ -1,0 +1,1 @@
+"""Training small code LMs from scratch: corpus, tokenizers, architectures, training, sanity checks."""

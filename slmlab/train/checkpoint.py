@@ -1,0 +1,92 @@
+"""Checkpoints: a transformers model directory (weights, config, tokenizer) that loads anywhere as a
+model, plus `trainer_state.pt` with what exact resumption needs (optimizer, scheduler, RNG, step).
+
+Each is written to a staging directory and renamed into place, so a run killed while saving keeps
+the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from slmlab.errors import UserError
+
+STATE_FILE = "trainer_state.pt"
+INFO_FILE = "checkpoint.json"
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(path: Path, model, tokenizer, info: dict, state: dict | None = None) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if state is not None:
+            torch.save(state, staging / STATE_FILE)
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=2))
+        retired = None
+        if path.exists():
+            retired = path.with_name(f".{path.name}-retired")
+            shutil.rmtree(retired, ignore_errors=True)
+            os.replace(path, retired)
+        os.replace(staging, path)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def checkpoint_info(path: Path) -> dict:
+    return json.loads((Path(path) / INFO_FILE).read_text())
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[str, dict]]:
+    """(name, info) of every complete checkpoint of a run, by step."""
+    root = checkpoints_dir(run_dir)
+    found = []
+    if root.is_dir():
+        for path in root.iterdir():
+            if not path.name.startswith(".") and (path / INFO_FILE).is_file():
+                found.append((path.name, checkpoint_info(path)))
+    return sorted(found, key=lambda item: (item[1]["step"], item[0]))
+
+
+def latest_resumable(run_dir: Path) -> Path | None:
+    """The checkpoint with trainer state at the highest step."""
+    best = None
+    for name, info in list_checkpoints(run_dir):
+        path = checkpoints_dir(run_dir) / name
+        if (path / STATE_FILE).is_file() and (best is None or info["step"] >= best[0]):
+            best = (info["step"], path)
+    return best[1] if best else None
+
+
+def load_state(path: Path) -> dict:
+    import torch
+
+    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def resolve_checkpoint(location: str) -> Path:
+    """`ckpt:PATH`: a checkpoint directory, or a training run directory (its best checkpoint, else
+    its final one)."""
+    path = Path(location).expanduser()
+    if (path / "config.json").is_file():
+        return path
+    for name in ("best", "final", "last"):
+        candidate = checkpoints_dir(path) / name
+        if (candidate / "config.json").is_file():
+            return candidate
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist")
+    raise UserError(f"{path} is neither a checkpoint (with config.json) nor a training run with checkpoints")
