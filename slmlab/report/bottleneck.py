@@ -14,7 +14,7 @@ from rich.console import Console
 from slmlab.atomic import write_text_atomic
 from slmlab.report.console import print_table
 from slmlab.report.figures import STATUS_COLOURS, plt, save_figure
-from slmlab.report.html import STYLE, html_table, inline_figures
+from slmlab.report.html import html_table, inline_figures, page
 from slmlab.report.probe import (
     PROBE_HEADERS,
     plain_json,
@@ -186,8 +186,7 @@ def render_html(result, directory: Path) -> str:
     sections.append(
         "<h2>Configuration</h2><pre>" + escape(json.dumps(result.config.model_dump(), indent=2)) + "</pre>"
     )
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Bottleneck study</title>'
-            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")  # fmt: skip
+    return page("Bottleneck study", sections)
 
 
 def write_study_report(result) -> Path:

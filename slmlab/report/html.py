@@ -36,6 +36,12 @@ def html_table(headers: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def page(title: str, sections: list[str]) -> str:
+    """A whole self-contained HTML document."""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")  # fmt: skip
+
+
 def inline_figures(svg_paths) -> str:
     """SVG files as inline <figure>s (their XML prologue dropped), so the page needs no other file."""
     return "".join(

@@ -16,7 +16,7 @@ from slmlab.atomic import write_text_atomic
 from slmlab.probe.findings import ProbeFindings
 from slmlab.report.console import print_table
 from slmlab.report.figures import STATUS_COLOURS, plt, save_figure
-from slmlab.report.html import STYLE, html_table, inline_figures
+from slmlab.report.html import html_table, inline_figures, page
 
 PASS_COLOUR, FAIL_COLOUR = STATUS_COLOURS["passed"], STATUS_COLOURS["syntax_error"]
 PROBE_HEADERS = ["layer", "AUC [95%]", "balanced acc.", "shuffled AUC p95", "p", "above control"]
@@ -160,10 +160,10 @@ def write_probe_report(findings: ProbeFindings, directory: Path) -> Path:
     write_text_atomic(
         directory / "probe.json", json.dumps(probe_json(findings), indent=2, default=plain_json)
     )
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Probes of {escape(findings.run_id)}'
-            f"</title><style>{STYLE}</style></head><body><h1>Probes of run <code>{escape(findings.run_id)}</code></h1>"
-            f"<p>{escape(findings.summary())}</p>{probe_html(findings)}<h2>Figures</h2>"
-            f"{inline_figures(sorted(directory.glob('*.svg')))}</body></html>")  # fmt: skip
+    html = page(f"Probes of {findings.run_id}", [
+        f"<h1>Probes of run <code>{escape(findings.run_id)}</code></h1><p>{escape(findings.summary())}</p>",
+        probe_html(findings), "<h2>Figures</h2>", inline_figures(sorted(directory.glob("*.svg"))),
+    ])  # fmt: skip
     report = directory / "probe.html"
-    write_text_atomic(report, page)
+    write_text_atomic(report, html)
     return report

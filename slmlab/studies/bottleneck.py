@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
-from slmlab.errors import UserError
-from slmlab.eval.config import EvalConfig, describe_error, parse_yaml_mapping, read_yaml_mapping
+from slmlab.eval.config import EvalConfig
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
+from slmlab.studies.configs import load_config
 
 BUILTIN_CONFIGS = {"default": "bottleneck.yaml", "full": "bottleneck-full.yaml"}
 
@@ -97,23 +96,7 @@ class BottleneckConfig(BaseModel):
 
 def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:
     """A built-in config ('default', 'full') or a YAML file, with CLI overrides applied on top."""
-    name = name_or_path or "default"
-    example = "models: ..., probe_model: ..."
-    if name in BUILTIN_CONFIGS:
-        data = resources.files("slmlab.studies").joinpath("configs", BUILTIN_CONFIGS[name]).read_bytes()
-        source = f"built-in config '{name}'"
-        values = parse_yaml_mapping(data, source, example)
-    else:
-        if not Path(name).is_file():
-            raise UserError(
-                f"config {name} not found: give a YAML file or one of {', '.join(BUILTIN_CONFIGS)}"
-            )
-        source, values = name, read_yaml_mapping(name, example)
-    values |= {key: value for key, value in overrides.items() if value is not None}
-    try:
-        return BottleneckConfig(**values)
-    except ValidationError as exc:
-        raise UserError(describe_error(exc, source, BottleneckConfig.model_fields)) from None
+    return load_config(name_or_path, BUILTIN_CONFIGS, BottleneckConfig, overrides, "models: ..., probe_model: ...")
 
 
 # ---- results ---------------------------------------------------------------------------------

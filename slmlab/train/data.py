@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from slmlab.errors import UserError
+from slmlab.train.corpus import split_documents
 
-SEPARATOR = "<|endoftext|>"  # the corpus builder's document separator, EOS in every slmlab tokenizer
 IGNORE = -100  # label positions the loss skips (padding); torch's cross_entropy default
 
 
@@ -46,10 +46,6 @@ class TokenStream:
         return self.chars / max(len(self.tokens), 1)
 
 
-def documents(text: str) -> list[str]:
-    return [d for d in text.split(SEPARATOR) if d]
-
-
 def encode_file(path: str | Path, tokenizer, cache_dir: str | Path) -> TokenStream:
     """Tokenize `path` (cached), returning its stream."""
     path = Path(path)
@@ -63,7 +59,7 @@ def encode_file(path: str | Path, tokenizer, cache_dir: str | Path) -> TokenStre
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        docs = documents(text)
+        docs = split_documents(text)
         if not docs:
             raise UserError(f"{path} holds no text to train on")
         eos = tokenizer.eos_token_id

@@ -106,6 +106,25 @@ def make_optimizer(model, config: TrainConfig, device: str):
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
 
 
+def optimizer_step(model, forward, batches, optimizer, config: TrainConfig, device: str, autocast) -> float:
+    """One optimizer step over `batches` (grad_accum micro-batches of (inputs, targets)): the mean
+    training loss (with label smoothing). The benchmark times exactly this against nanoGPT's step."""
+    import torch
+
+    step_loss = 0.0
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast():
+            loss = lm_loss(forward(input_ids=x).logits, y, config.label_smoothing)
+        (loss / config.grad_accum).backward()
+        step_loss += float(loss.detach()) / config.grad_accum
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss
+
+
 class _Log:
     """The run's JSONL log; on resume it is cut back to the checkpoint's step."""
 
@@ -150,10 +169,9 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     """Train (or resume) and return the summary also written to <run>/<experiment>_summary.json.
     `stop_at`: pause after that step with a resumable checkpoint (the schedule still ends at max_steps)."""
     import torch
+    from transformers.utils import logging as transformers_logging
 
     from slmlab.train.sanity import run_checks
-
-    from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
     started = time.monotonic()
@@ -167,7 +185,7 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     if not resume and ckpt.list_checkpoints(run_dir):
         raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another "
                         "--experiment-name / --log-dir")  # fmt: skip
-    (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+    (run_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
 
     tokenizer, tokenizer_info = prepare_tokenizer(config.tokenizer, config.train_path, config.val_path, run_dir)
     train_stream = encode_file(config.train_path, tokenizer, run_dir / "tokens")
@@ -227,19 +245,10 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     try:
         with bar or nullcontext():
             for step in range(start_step + 1, end + 1):
-                step_loss = 0.0
-                for micro in range(config.grad_accum):
-                    x, y = train_windows.batch(plan.indices((step - 1) * config.grad_accum + micro))
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with autocast():
-                        loss = lm_loss(forward(input_ids=x).logits, y, config.label_smoothing)
-                    (loss / config.grad_accum).backward()
-                    step_loss += float(loss.detach()) / config.grad_accum
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                micro = range((step - 1) * config.grad_accum, step * config.grad_accum)
+                batches = (train_windows.batch(plan.indices(i)) for i in micro)
+                step_loss = optimizer_step(model, forward, batches, optimizer, config, device, autocast)
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 window_loss += step_loss
                 window_steps += 1
                 window_tokens += config.tokens_per_step
@@ -251,6 +260,7 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
                     last_train = window_loss / window_steps
                     record.update(tokens_per_s=round(tok_rate, 1), mfu=mfu, epoch=round(plan.epoch_of(step * config.grad_accum), 4))
                     window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
+                paused_at = time.monotonic()  # evaluation and saving are not training speed
                 if step % config.eval_every == 0 or step == config.max_steps or step == end:
                     last_val = evaluate(model, val_windows, config.eval_batches, config.batch_size, device, autocast)
                     record.update(val_loss=last_val, val_ppl=math.exp(min(last_val, 50)))
@@ -261,8 +271,9 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
                     if console is not None:
                         console.print(f"step {step}: loss {step_loss:.4f} | val {last_val:.4f} (ppl {math.exp(min(last_val, 50)):.2f})"
                                       f" | {tok_rate:,.0f} tok/s" + (f" | MFU {mfu:.1%}" if mfu is not None else ""))  # fmt: skip
-                if config.save_every and step % config.save_every == 0:
+                if config.save_every and step % config.save_every == 0 and step != config.max_steps:
                     save(f"step-{step:07d}", step, last_val)
+                window_started += time.monotonic() - paused_at
                 log.write(record)
                 if bar:
                     info = f"loss {step_loss:.3f} | {tok_rate:,.0f} tok/s" + (f" | MFU {mfu:.1%}" if mfu is not None else "")

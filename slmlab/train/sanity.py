@@ -9,8 +9,8 @@ measurement says so:
   character of Python; a small model trained from scratch sits well above that.
 - overlap: validation files also in training (exact, after normalising whitespace), and the share of
   validation 5-line windows (lines of >= 8 non-blank characters) that occur in training text.
-- padding: the loss counted on padding. Packed windows have none; a validation stream dominated by
-  one token (padding, or EOS of empty documents) makes the loss mostly about that token.
+- padding: the loss counted on padding. Packed windows have none; a validation stream made mostly
+  of pad/EOS tokens or of long runs of one token makes the loss mostly about filler.
 - shift: labels equal to the inputs (not shifted) teach the model to copy the token it sees; a
   causal mask that lets a position see the future makes earlier outputs depend on later inputs.
   Both are measured on the trained model itself.
@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from slmlab.train.data import documents
+from slmlab.train.corpus import split_documents
 
 PLAUSIBLE_BITS_PER_CHAR = 0.3
 OVERLAP_WARN = 0.2  # share of validation 5-line windows found in training
@@ -62,11 +62,11 @@ def _line_windows(text: str) -> set[bytes]:
 
 def overlap(train_text: str, val_text: str) -> dict:
     """Validation files duplicated in training, and the share of validation 5-line windows seen there."""
-    train_docs = {_hash(_normalised(d)) for d in documents(train_text)}
-    val_docs = documents(val_text)
+    train_docs = {_hash(_normalised(d)) for d in split_documents(train_text)}
+    val_docs = split_documents(val_text)
     shared_files = sum(_hash(_normalised(d)) in train_docs for d in val_docs)
     train_windows: set[bytes] = set()
-    for doc in documents(train_text):
+    for doc in split_documents(train_text):
         train_windows |= _line_windows(doc)
     val_windows: set[bytes] = set()
     for doc in val_docs:
