@@ -23,7 +23,9 @@ from slmlab.tasks import load_benchmark
 
 def run(loaded, prompts, params, batch_size: int, layers=None, tokens=False):
     results = {}
-    capture = ActivationCapture(loaded.model, layers, tokens) if layers is not None else contextlib.nullcontext()
+    capture = (
+        ActivationCapture(loaded.model, layers, tokens) if layers is not None else contextlib.nullcontext()
+    )
     with capture as active:
         engine = BatchGenerator(loaded.model, loaded.tokenizer, params, HUMANEVAL_STOPS, batch_size=batch_size,
                                 capture=active)  # fmt: skip
@@ -35,7 +37,9 @@ def run(loaded, prompts, params, batch_size: int, layers=None, tokens=False):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--max-new-tokens", type=int, default=128)
@@ -61,7 +65,9 @@ def main() -> None:
           f"{count} tokens per run, best of {args.repeats}")  # fmt: skip
     for name, seconds in best.items():
         same = "identical completions" if texts[name] == texts["no capture"] else "COMPLETIONS DIFFER"
-        print(f"{name:40} {seconds:7.2f} s {count / seconds:7.1f} tok/s  {100 * (seconds / base - 1):+6.1f}%  {same}")
+        print(
+            f"{name:40} {seconds:7.2f} s {count / seconds:7.1f} tok/s  {100 * (seconds / base - 1):+6.1f}%  {same}"
+        )
 
 
 if __name__ == "__main__":

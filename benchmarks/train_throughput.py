@@ -137,7 +137,11 @@ def main() -> None:
     print(f"{'contender':26} {'params':>12} {'tokens/s':>10} {'vs nanoGPT':>10} {'MFU':>7}")
     for name, (_, params) in contenders.items():
         rate = statistics.median(rates[name])
-        mfu = rate * flops_per_token(params, args.vocab, args.hidden, args.layers, args.seq) / peak if peak else None
+        mfu = (
+            rate * flops_per_token(params, args.vocab, args.hidden, args.layers, args.seq) / peak
+            if peak
+            else None
+        )
         print(f"{name:26} {params:>12,} {rate:>10,.0f} {rate / anchor:>9.2f}x {mfu:>7.1%}" if mfu is not None
               else f"{name:26} {params:>12,} {rate:>10,.0f} {rate / anchor:>9.2f}x {'-':>7}")  # fmt: skip
 

@@ -367,7 +367,8 @@ def study_bottleneck(
 @study_app.command("collapse")
 def study_collapse(
     config: Annotated[
-        str | None, typer.Option(help="'default' (2 CPU cores, < 30 min), 'full' (seed 003 on a GPU) or a YAML file")
+        str | None,
+        typer.Option(help="'default' (2 CPU cores, < 30 min), 'full' (seed 003 on a GPU) or a YAML file"),
     ] = None,
     out: Annotated[str | None, typer.Option(help="folder of the corpus, runs, store and report")] = None,
 ) -> None:

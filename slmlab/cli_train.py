@@ -35,18 +35,33 @@ train_app = typer.Typer(help="Train a small LM from scratch (seed 003), search a
 @train_app.callback()
 def train_command(
     ctx: typer.Context,
-    arch_json: Annotated[Path | None, _flag("--arch-json", help="architecture JSON (seed 003's schema)")] = None,
+    arch_json: Annotated[
+        Path | None, _flag("--arch-json", help="architecture JSON (seed 003's schema)")
+    ] = None,
     experiment_name: Annotated[str | None, _flag("--experiment-name", help="name of the run")] = None,
-    train_path: Annotated[Path | None, _flag("--train-path", help="training text (slmlab corpus build)")] = None,
+    train_path: Annotated[
+        Path | None, _flag("--train-path", help="training text (slmlab corpus build)")
+    ] = None,
     val_path: Annotated[Path | None, _flag("--val-path", help="validation text")] = None,
     max_steps: Annotated[int, _flag("--max-steps", help="optimizer steps")] = 1000,
     tokenizer: Annotated[
-        str, _flag("--tokenizer", "--tokenizer-path", help="tokenizer dir, or char | bpe-8k | bpe-<N> | gpt2 to make one")
+        str,
+        _flag(
+            "--tokenizer",
+            "--tokenizer-path",
+            help="tokenizer dir, or char | bpe-8k | bpe-<N> | gpt2 to make one",
+        ),
     ] = "bpe-8k",
-    use_tokens: Annotated[bool, _flag("--use-tokens", help="accepted for seed 003's commands; --tokenizer decides")] = False,
-    log_dir: Annotated[Path | None, _flag("--log-dir", help="run folder (default slmlab-runs/train/NAME)")] = None,
+    use_tokens: Annotated[
+        bool, _flag("--use-tokens", help="accepted for seed 003's commands; --tokenizer decides")
+    ] = False,
+    log_dir: Annotated[
+        Path | None, _flag("--log-dir", help="run folder (default slmlab-runs/train/NAME)")
+    ] = None,
     weight_decay: Annotated[float, _flag("--weight-decay", help="AdamW weight decay on matrices")] = 0.01,
-    label_smoothing: Annotated[float, _flag("--label-smoothing", help="label smoothing of the training loss")] = 0.0,
+    label_smoothing: Annotated[
+        float, _flag("--label-smoothing", help="label smoothing of the training loss")
+    ] = 0.0,
     warmup_steps: Annotated[int, _flag("--warmup-steps", help="linear warmup steps")] = 2000,
     lr: Annotated[float, _flag("--lr", help="peak learning rate")] = 3e-4,
     min_lr: Annotated[float, _flag("--min-lr", help="cosine decays to this")] = 1e-5,
@@ -61,7 +76,9 @@ def train_command(
     dtype: Annotated[str, _flag("--dtype", help="auto (bf16 where native), float32, bfloat16")] = "auto",
     compile: Annotated[bool, _flag("--compile", help="torch.compile the model")] = False,
     seed: Annotated[int, _flag("--seed", help="initialisation, data order and dropout")] = 0,
-    peak_tflops: Annotated[float | None, _flag("--peak-tflops", help="device peak for MFU, if unknown")] = None,
+    peak_tflops: Annotated[
+        float | None, _flag("--peak-tflops", help="device peak for MFU, if unknown")
+    ] = None,
     resume: Annotated[bool, _flag("--resume", help="continue the run from its last checkpoint")] = False,
     stop_at: Annotated[int | None, _flag("--stop-at", help="pause after this step (resumable)")] = None,
 ) -> None:
@@ -78,7 +95,9 @@ def train_command(
                                         ("--train-path", train_path), ("--val-path", val_path)) if value is None]  # fmt: skip
     if missing:
         raise UserError(f"slmlab train needs {', '.join(missing)} (see slmlab train --help)")
-    values = {k: v for k, v in given.items() if k not in {"ctx", "arch_json", "use_tokens", "resume", "stop_at"}}
+    values = {
+        k: v for k, v in given.items() if k not in {"ctx", "arch_json", "use_tokens", "resume", "stop_at"}
+    }
     config = make_train_config({**values, "arch": load_arch(arch_json)})
     print_summary(_console(), train(config, _console(), resume=resume, stop_at=stop_at))
 
@@ -88,14 +107,23 @@ corpus_app = typer.Typer(help="Code corpora for training from scratch.", no_args
 
 @corpus_app.command("build")
 def corpus_build(
-    sources: Annotated[list[str], typer.Argument(help="LANGUAGE[:LOCATION]: python:stdlib, python:numpy, "
-                                                      "python:./src, java (JDK src.zip), java:PATH.zip, js:lodash, js:./dir")],  # fmt: skip
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="LANGUAGE[:LOCATION]: python:stdlib, python:numpy, "
+            "python:./src, java (JDK src.zip), java:PATH.zip, js:lodash, js:./dir"
+        ),
+    ],  # fmt: skip
     out: Annotated[Path, typer.Option(help="folder for train.txt, val.txt, manifest.jsonl, corpus.json")],
     max_mb: Annotated[float | None, typer.Option(help="stop adding files at this many MB")] = None,
     val_fraction: Annotated[float, typer.Option(help="share of files held out for validation")] = 0.05,
     seed: Annotated[int, typer.Option(help="seed of the file split")] = 0,
-    near_dup: Annotated[float, typer.Option(help="MinHash Jaccard at which files count as near duplicates (1: exact only)")] = 0.8,
-    tokenizer: Annotated[str | None, typer.Option(help="count tokens with this tokenizer (a directory, or gpt2)")] = None,
+    near_dup: Annotated[
+        float, typer.Option(help="MinHash Jaccard at which files count as near duplicates (1: exact only)")
+    ] = 0.8,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="count tokens with this tokenizer (a directory, or gpt2)")
+    ] = None,
 ) -> None:
     """Collect source files, drop exact and near duplicates, split train/val by file, report MB, files, tokens."""
     from slmlab.train.corpus import build_corpus
@@ -118,7 +146,9 @@ def _tokenizer_for_counting(spec: str):
     if parsed is None:
         return load_tokenizer(spec)
     if parsed[0] != "gpt2":
-        raise UserError(f"--tokenizer {spec}: a trained tokenizer needs a corpus first; count with a directory or gpt2")
+        raise UserError(
+            f"--tokenizer {spec}: a trained tokenizer needs a corpus first; count with a directory or gpt2"
+        )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,10 +161,16 @@ tokenizer_app = typer.Typer(help="Tokenizers for from-scratch models.", no_args_
 
 @tokenizer_app.command("train")
 def tokenizer_train(
-    kind: Annotated[str, typer.Argument(help="char, bpe-<size> (bpe-4k, bpe-8k, bpe-16k, bpe-50k, bpe-8192) or gpt2")],
+    kind: Annotated[
+        str, typer.Argument(help="char, bpe-<size> (bpe-4k, bpe-8k, bpe-16k, bpe-50k, bpe-8192) or gpt2")
+    ],
     out: Annotated[Path, typer.Option(help="folder to write the tokenizer to (loads with AutoTokenizer)")],
-    train_path: Annotated[list[Path] | None, typer.Option(help="training text(s), e.g. a corpus's train.txt")] = None,
-    val_path: Annotated[Path | None, typer.Option(help="text to measure compression on (default: the training text)")] = None,
+    train_path: Annotated[
+        list[Path] | None, typer.Option(help="training text(s), e.g. a corpus's train.txt")
+    ] = None,
+    val_path: Annotated[
+        Path | None, typer.Option(help="text to measure compression on (default: the training text)")
+    ] = None,
 ) -> None:
     """Train a character-level or byte-level BPE tokenizer, or fetch GPT-2's; report its compression."""
     from slmlab.train.config import parse_tokenizer_spec
@@ -144,9 +180,60 @@ def tokenizer_train(
     if parsed is None:
         raise UserError(f"unknown tokenizer kind {kind!r}: use char, bpe-<size> (e.g. bpe-8k) or gpt2")
     if parsed[0] != "gpt2" and not train_path:
-        raise UserError(f"a {parsed[0]} tokenizer is trained on text: pass --train-path (e.g. a corpus's train.txt)")
-    report = train_tokenizer(parsed[0], list(train_path or []), out, vocab_size=parsed[1], eval_files=val_path)
+        raise UserError(
+            f"a {parsed[0]} tokenizer is trained on text: pass --train-path (e.g. a corpus's train.txt)"
+        )
+    report = train_tokenizer(
+        parsed[0], list(train_path or []), out, vocab_size=parsed[1], eval_files=val_path
+    )
     _console().print(f"{report.kind} tokenizer: {report.vocab_size:,} tokens ({report.source}); "
                      f"{report.compression:.2f} characters per token on the {report.eval_on} "
                      f"({report.chars:,} characters, {report.tokens:,} tokens); {report.seconds:.1f} s")  # fmt: skip
     _console().print(f"tokenizer: {out}")
+
+
+@train_app.command("search")
+def train_search(
+    arch_json: Annotated[Path, _flag("--arch-json", help="the base architecture JSON")],
+    train_path: Annotated[Path, _flag("--train-path", help="training text")],
+    val_path: Annotated[Path, _flag("--val-path", help="validation text")],
+    space: Annotated[list[str], typer.Option(help="FIELD=V1,V2 (repeat): architecture or training fields")],
+    out: Annotated[Path, typer.Option(help="folder for the trials and search.json")] = Path(
+        "slmlab-runs/search"
+    ),
+    mode: Annotated[str, typer.Option(help="grid (every combination) or random")] = "grid",
+    trials: Annotated[int, typer.Option(help="random mode: how many combinations")] = 8,
+    parallel: Annotated[
+        int, typer.Option(help="trials trained at once (the cores are split between them)")
+    ] = 2,
+    max_steps: Annotated[int, _flag("--max-steps", help="proxy length of each trial")] = 200,
+    tokenizer: Annotated[
+        str, _flag("--tokenizer", help="tokenizer dir, or char | bpe-<N> | gpt2")
+    ] = "bpe-8k",
+    batch_size: Annotated[int, _flag("--batch-size", help="sequences per step")] = 8,
+    seq_len: Annotated[int, _flag("--seq-len", help="tokens per sequence")] = 256,
+    lr: Annotated[float, _flag("--lr", help="peak learning rate")] = 1e-3,
+    collapse: Annotated[bool, typer.Option(help="also measure collapse on the 52 prompts")] = True,
+) -> None:
+    """Short proxy runs over a grid or random space, in parallel, ranked by validation bits per
+    character (then collapse rate). Finished trials are kept: re-running resumes the search."""
+    from slmlab.report.console import print_table
+    from slmlab.train.arch import load_arch
+    from slmlab.train.config import make_train_config
+    from slmlab.train.search import parse_space, run_search
+
+    base = make_train_config({"arch": load_arch(arch_json), "experiment_name": "search", "train_path": train_path,
+                              "val_path": val_path, "tokenizer": tokenizer, "max_steps": max_steps,
+                              "batch_size": batch_size, "seq_len": seq_len, "lr": lr,
+                              "warmup_steps": max(1, max_steps // 10), "eval_every": max_steps, "eval_batches": 10})  # fmt: skip
+    parsed = parse_space(space)
+    done = lambda row, n, total: _console().print(  # noqa: E731
+        f"trial {n}/{total} {row['trial']}: {row['val_bits_per_char']:.3f} bits/char"
+    )
+    results = run_search(base, parsed, out, mode, trials, parallel, collapse, on_done=done)
+    headers = ["rank", *parsed, "params", "val bits/char", "val loss", "collapse", "tok/s"]
+    rows = [[str(i), *(str(r[k]) for k in parsed), f"{r['parameters']:,}", f"{r['val_bits_per_char']:.3f}",
+             f"{r['val_loss']:.3f}", "-" if r["collapse_rate"] is None else f"{r['collapse_rate']:.0%}",
+             f"{r['tokens_per_second']:,.0f}"] for i, r in enumerate(results, start=1)]  # fmt: skip
+    print_table(_console(), f"Search ({mode}, {len(results)} trials, best first)", headers, rows)
+    _console().print(f"search: {out / 'search.json'}")

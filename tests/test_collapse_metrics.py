@@ -252,3 +252,11 @@ def test_context_length_prompts() -> None:
     assert context_length_prompts("def bar(x):", 1)[1][1].endswith("\n\ndef bar(x):")
     with pytest.raises(ValueError):
         context_length_prompts(max_examples=99)
+
+
+def test_a_whitespace_loop_is_mode_collapse_but_a_short_blank_is_noise():
+    # The char-level and GPT-2-vocabulary models of the default collapse study emit only spaces.
+    assert classify("def add(a, b):", "\n" + " " * 63) == "mode_collapse"
+    assert classify("def add(a, b):", "\n    return a + b\n" + " " * 60) == "mode_collapse"
+    assert classify("def add(a, b):", "   ") == "noise"
+    assert classify("def add(a, b):", "\n    return a + b\n        ") == "good"

@@ -1,10 +1,11 @@
 """Generation quality of one completion, and the collapse rate of a batch (seeds 003 and 004).
 
 `classify(prompt, completion)` gives one of `QUALITY_CLASSES`; the first rule that applies wins:
-1. noise: the completion is empty or whitespace.
-2. mode_collapse / 3. repetitive: the `quality_flags` that the eval pipeline stores with every
+1. mode_collapse / 2. repetitive: the `quality_flags` that the eval pipeline stores with every
    completion (slmlab.metrics.repetition, measured on the completion alone) say so; mode collapse is
-   a periodic tail covering >= 50% of the text (a `):):):` or `:::::` loop) or <= 3 distinct words.
+   a periodic tail covering >= 50% of the text (a `):):):` or `:::::` loop, or a run of 32 or more
+   spaces) or <= 3 distinct words.
+3. noise: the completion is empty or whitespace (short of such a loop).
 4. good: prompt + completion parses with `ast`, and the completion holds real code: outside strings
    and comments, a Python keyword (`keyword.kwlist`), an operator or assignment (`+ == += :=` ...)
    or a call `name(`. A completion cut by the token budget still counts: up to `MAX_DROPPED_LINES`
@@ -35,6 +36,7 @@ from slmlab.metrics.intervals import wilson
 from slmlab.metrics.repetition import quality_flags, repetition_ratio
 
 QUALITY_CLASSES = ("good", "partial", "noise", "repetitive", "mode_collapse")
+RULES_VERSION = 2  # bump when a rule changes: cached classifications made with older rules are redone
 COLLAPSED_CLASSES = ("repetitive", "mode_collapse")
 # A budget cut breaks the last statement, which may span a few lines (an open call or literal).
 MAX_DROPPED_LINES = 3
@@ -128,13 +130,13 @@ def _looks_like_python(completion: str) -> bool:
 
 def classify(prompt: str, completion: str) -> str:
     """The quality class of `completion` generated after `prompt` (rules in the module docstring)."""
-    if not completion.strip():
-        return "noise"
     flags = quality_flags(completion, "stop")
     if flags["mode_collapse"]:
         return "mode_collapse"
     if flags["repetitive"]:
         return "repetitive"
+    if not completion.strip():
+        return "noise"
     if _is_good(prompt, completion):
         return "good"
     return "partial" if _looks_like_python(completion) else "noise"

@@ -7,6 +7,11 @@ Measured on the text, independent of any tokenizer, so flags compare across mode
   the end of the text, at least 4 times, and the share of the text those repeats cover (the
   `):):):` and `:::::` tails of seeds 003 and 004).
 
+- `whitespace_tail`: the run of spaces and tabs the text ends with. Periodic tails skip whitespace
+  (indentation repeats by nature), but a model that emits only spaces until its budget runs out is
+  stuck on one token: the whitespace loops of the small from-scratch models in `slmlab study
+  collapse`. A run of at least 32 counts as a periodic tail of its own length.
+
 Thresholds, chosen so that ordinary code, which repeats `self.` or `tri[i][j]` a lot, is not
 flagged: no reference solution of HumanEval (164) or MBPP (974) is; the most index-heavy reach a
 repetition ratio of 0.60.
@@ -29,6 +34,7 @@ COLLAPSE_MAX_DISTINCT_WORDS = 3
 COLLAPSE_MIN_WORDS = 20
 MAX_PERIOD = 40
 MIN_REPEATS = 4
+MIN_WHITESPACE_LOOP = 32  # spaces/tabs in a row: deeper than any real indentation
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
@@ -58,12 +64,20 @@ def periodic_tail(
     return None, 0
 
 
+def whitespace_tail(text: str) -> int:
+    """Length of the run of spaces and tabs at the end of `text` (0 below MIN_WHITESPACE_LOOP)."""
+    run = len(text) - len(text.rstrip(" \t"))
+    return run if run >= MIN_WHITESPACE_LOOP else 0
+
+
 def quality_flags(text: str, finish_reason: str) -> dict:
     """The flags stored with every completion."""
     ratio = repetition_ratio(text)
     n_grams = max(0, len(_WORDS.findall(text)) - NGRAM + 1)
     period, tail = periodic_tail(text)
     share = tail / len(text.rstrip()) if tail else 0.0
+    if blank := whitespace_tail(text):
+        period, share = 1, max(share, blank / len(text))
     words = _WORDS.findall(text)
     collapse = share >= COLLAPSE_PERIODIC_SHARE or (
         len(words) >= COLLAPSE_MIN_WORDS and len(set(words)) <= COLLAPSE_MAX_DISTINCT_WORDS

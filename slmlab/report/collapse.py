@@ -84,7 +84,9 @@ def write_figures(study, directory: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for s in study.setups:
         steps = [p["step"] for p in s.progression]
-        ax.plot(steps, [p["bare"]["collapse_rate"] for p in s.progression], marker="o", label=f"{s.name} bare")
+        ax.plot(
+            steps, [p["bare"]["collapse_rate"] for p in s.progression], marker="o", label=f"{s.name} bare"
+        )
         ax.plot(steps, [p["few_shot"]["collapse_rate"] for p in s.progression], marker="s", ls="--",
                 label=f"{s.name} few-shot")  # fmt: skip
     ax.set(xlabel="step", ylabel="collapse rate", ylim=(-0.02, 1.02), title="Collapse by checkpoint")

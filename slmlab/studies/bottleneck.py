@@ -96,7 +96,9 @@ class BottleneckConfig(BaseModel):
 
 def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:
     """A built-in config ('default', 'full') or a YAML file, with CLI overrides applied on top."""
-    return load_config(name_or_path, BUILTIN_CONFIGS, BottleneckConfig, overrides, "models: ..., probe_model: ...")
+    return load_config(
+        name_or_path, BUILTIN_CONFIGS, BottleneckConfig, overrides, "models: ..., probe_model: ..."
+    )
 
 
 # ---- results ---------------------------------------------------------------------------------

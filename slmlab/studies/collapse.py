@@ -67,7 +67,9 @@ class CollapseConfig(BaseModel):
             raise ValueError(f"setup names must be unique, got {names}")
         for a, b in self.comparisons:
             if a not in names or b not in names:
-                raise ValueError(f"comparison ({a}, {b}) names a setup that is not listed ({', '.join(names)})")
+                raise ValueError(
+                    f"comparison ({a}, {b}) names a setup that is not listed ({', '.join(names)})"
+                )
         for setup in [None, *self.setups]:
             train = self.train if setup is None else setup.train
             if _RESERVED_TRAIN & set(train):
@@ -153,9 +155,14 @@ def _train(train_config, console: Console) -> dict:
 def _quality(config: CollapseConfig, train_config, summary: dict, console: Console) -> dict:
     """Every quality measurement of one setup, cached in its run folder (keyed by the settings)."""
     from slmlab.generate.params import SamplingParams
+    from slmlab.metrics.collapse import RULES_VERSION
     from slmlab.models.load import load
     from slmlab.store import run_key
-    from slmlab.tasks.collapse_prompts import FEW_SHOT_TEMPLATES, context_length_prompts, load_collapse_prompts
+    from slmlab.tasks.collapse_prompts import (
+        FEW_SHOT_TEMPLATES,
+        context_length_prompts,
+        load_collapse_prompts,
+    )
     from slmlab.train.checkpoint import checkpoints_dir, list_checkpoints
     from slmlab.train.data import encode_file
     from slmlab.train.quality import collapse_token_frequency, evaluate_quality, next_token_distribution
@@ -163,7 +170,7 @@ def _quality(config: CollapseConfig, train_config, summary: dict, console: Conso
     run_dir = train_config.run_dir
     settings = {"samples": config.samples, "temperature": config.temperature, "top_p": config.top_p,
                 "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
-                "template": config.few_shot_template, "final_step": summary["steps"]}  # fmt: skip
+                "template": config.few_shot_template, "final_step": summary["steps"], "rules": RULES_VERSION}  # fmt: skip
     cache = run_dir / f"quality-{run_key('quality', settings)}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -176,8 +183,12 @@ def _quality(config: CollapseConfig, train_config, summary: dict, console: Conso
     periodic = [name for name, _ in list_checkpoints(run_dir) if name.startswith("step-")]
     for name in [*periodic, "final"]:
         loaded = load(f"ckpt:{checkpoints_dir(run_dir) / name}", dtype="float32")
-        bare = evaluate_quality(loaded.model, loaded.tokenizer, prompts, params, config.samples, batch_size=config.batch_size)
-        few = evaluate_quality(loaded.model, loaded.tokenizer, prompts, params, config.samples, prefix, config.batch_size)
+        bare = evaluate_quality(
+            loaded.model, loaded.tokenizer, prompts, params, config.samples, batch_size=config.batch_size
+        )
+        few = evaluate_quality(
+            loaded.model, loaded.tokenizer, prompts, params, config.samples, prefix, config.batch_size
+        )
         step = json.loads((checkpoints_dir(run_dir) / name / "checkpoint.json").read_text())["step"]
         progression.append({"checkpoint": name, "step": step, "bare": bare.metrics.to_dict(),
                             "few_shot": few.metrics.to_dict()})  # fmt: skip
@@ -217,24 +228,31 @@ def _minibench(config: CollapseConfig, train_config, console: Console) -> dict |
 
 
 def _compare(study: CollapseStudy) -> list[dict]:
-    """Paired by prompt (one sample each): does B collapse less than A? Exact McNemar."""
+    """Paired by prompt (one sample each), exact McNemar: does B collapse less than A, and does it
+    write Python keywords more often?"""
     from slmlab.metrics.collapse import COLLAPSED_CLASSES
     from slmlab.metrics.compare import compare_runs
 
+    measures = {
+        "collapse rate": lambda s: s["quality"] in COLLAPSED_CLASSES,
+        "keyword share": lambda s: s["has_keyword"],
+    }
     by_name = {s.name: s for s in study.setups}
     rows = []
     for a, b in study.config.comparisons:
         for mode in ("bare", "few_shot"):
-            collapsed = {}
-            for name in (a, b):
-                grouped: dict[str, list[bool]] = {}
-                for sample in getattr(by_name[name], mode)["samples"]:
-                    grouped.setdefault(sample["id"], []).append(sample["quality"] in COLLAPSED_CLASSES)
-                collapsed[name] = grouped
-            comparison = compare_runs(collapsed[a], collapsed[b])
-            rows.append({"a": a, "b": b, "prompts": mode, "collapse_a": comparison.value_a,
-                         "collapse_b": comparison.value_b, "method": comparison.method,
-                         "verdict": f"collapse rate {b} - {a}: {comparison.brief()}"})  # fmt: skip
+            for measure, hit in measures.items():
+                per_prompt = {}
+                for name in (a, b):
+                    grouped: dict[str, list[bool]] = {}
+                    for sample in getattr(by_name[name], mode)["samples"]:
+                        grouped.setdefault(sample["id"], []).append(bool(hit(sample)))
+                    per_prompt[name] = grouped
+                comparison = compare_runs(per_prompt[a], per_prompt[b])
+                rows.append({"a": a, "b": b, "prompts": mode, "measure": measure, "value_a": comparison.value_a,
+                             "value_b": comparison.value_b, "method": comparison.method,
+                             "significant": comparison.significant,
+                             "verdict": f"{measure} {b} - {a}: {comparison.brief()}"})  # fmt: skip
     return rows
 
 

@@ -68,7 +68,9 @@ def encode_file(path: str | Path, tokenizer, cache_dir: str | Path) -> TokenStre
         staging = data.with_suffix(".bin.tmp")
         with open(staging, "wb") as out:
             for start in range(0, len(docs), 256):
-                batch = tokenizer.backend_tokenizer.encode_batch(docs[start : start + 256], add_special_tokens=False)
+                batch = tokenizer.backend_tokenizer.encode_batch(
+                    docs[start : start + 256], add_special_tokens=False
+                )
                 for encoding in batch:
                     out.write(np.asarray([*encoding.ids, eos], dtype=dtype).tobytes())
         os.replace(staging, data)
@@ -119,7 +121,10 @@ class BatchPlan:
 
     def indices(self, batch: int) -> list[int]:
         first = batch * self.batch_size
-        return [int(self._order(i // self.windows)[i % self.windows]) for i in range(first, first + self.batch_size)]
+        return [
+            int(self._order(i // self.windows)[i % self.windows])
+            for i in range(first, first + self.batch_size)
+        ]
 
     def epoch_of(self, batch: int) -> float:
         return batch * self.batch_size / self.windows

@@ -54,4 +54,7 @@ def peak_flops(device: str, dtype: str, override_tflops: float | None = None) ->
     # Two FMA units per core, 8 (AVX2) or 16 (AVX-512) float32 lanes, 2 FLOPs per FMA.
     lanes = 16 if re.search(r"\bavx512f\b", flags) else 8 if re.search(r"\bfma\b", flags) else 4
     threads = torch.get_num_threads()
-    return threads * ghz * 1e9 * 2 * lanes * 2, f"{threads} CPU threads x {ghz:.2f} GHz x {4 * lanes} FLOP/cycle"
+    return (
+        threads * ghz * 1e9 * 2 * lanes * 2,
+        f"{threads} CPU threads x {ghz:.2f} GHz x {4 * lanes} FLOP/cycle",
+    )

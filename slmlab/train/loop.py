@@ -133,7 +133,11 @@ class _Log:
         if resume_step is None:
             path.write_text("")
         elif path.exists():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line and json.loads(line)["step"] <= resume_step
+            ]
             write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
@@ -181,13 +185,24 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     dtype = _dtype(config.dtype, device)
     resume_from = ckpt.latest_resumable(run_dir) if resume else None
     if resume and resume_from is None:
-        raise UserError(f"nothing to resume in {run_dir}: no checkpoint with trainer state; start without --resume")
+        raise UserError(
+            f"nothing to resume in {run_dir}: no checkpoint with trainer state; start without --resume"
+        )
     if not resume and ckpt.list_checkpoints(run_dir):
         raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another "
                         "--experiment-name / --log-dir")  # fmt: skip
-    (run_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
+    saved = run_dir / "train_config.json"
+    if resume_from is not None and saved.is_file():
+        before, now = json.loads(saved.read_text()), json.loads(config.model_dump_json())
+        changed = sorted(k for k in now if before.get(k) != now[k])
+        if changed:
+            raise UserError(f"{run_dir} was trained with other {', '.join(changed)}: resume with the same settings, "
+                            "or start a new run with another --experiment-name")  # fmt: skip
+    saved.write_text(config.model_dump_json(indent=2))
 
-    tokenizer, tokenizer_info = prepare_tokenizer(config.tokenizer, config.train_path, config.val_path, run_dir)
+    tokenizer, tokenizer_info = prepare_tokenizer(
+        config.tokenizer, config.train_path, config.val_path, run_dir
+    )
     train_stream = encode_file(config.train_path, tokenizer, run_dir / "tokens")
     val_stream = encode_file(config.val_path, tokenizer, run_dir / "tokens")
     train_windows = Windows(train_stream, config.seq_len, "the training text")
@@ -258,11 +273,17 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
                     tok_rate = window_tokens / elapsed
                     mfu = tok_rate * per_token / peak if peak else None
                     last_train = window_loss / window_steps
-                    record.update(tokens_per_s=round(tok_rate, 1), mfu=mfu, epoch=round(plan.epoch_of(step * config.grad_accum), 4))
+                    record.update(
+                        tokens_per_s=round(tok_rate, 1),
+                        mfu=mfu,
+                        epoch=round(plan.epoch_of(step * config.grad_accum), 4),
+                    )
                     window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
                 paused_at = time.monotonic()  # evaluation and saving are not training speed
                 if step % config.eval_every == 0 or step == config.max_steps or step == end:
-                    last_val = evaluate(model, val_windows, config.eval_batches, config.batch_size, device, autocast)
+                    last_val = evaluate(
+                        model, val_windows, config.eval_batches, config.batch_size, device, autocast
+                    )
                     record.update(val_loss=last_val, val_ppl=math.exp(min(last_val, 50)))
                     if best[0] is None or last_val < best[0]:
                         best = (last_val, step)
@@ -276,7 +297,9 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
                 window_started += time.monotonic() - paused_at
                 log.write(record)
                 if bar:
-                    info = f"loss {step_loss:.3f} | {tok_rate:,.0f} tok/s" + (f" | MFU {mfu:.1%}" if mfu is not None else "")
+                    info = f"loss {step_loss:.3f} | {tok_rate:,.0f} tok/s" + (
+                        f" | MFU {mfu:.1%}" if mfu is not None else ""
+                    )
                     bar.update(task, completed=step, info=info)
     except KeyboardInterrupt:
         save("last", step, last_val)
@@ -303,7 +326,9 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     if not paused:
         checks = run_checks(summary, model, tokenizer, config, train_windows, val_windows, device)
         summary.checks, summary.warnings = checks.to_dict(), checks.warnings
-    write_text_atomic(run_dir / f"{config.experiment_name}_summary.json", json.dumps(summary.to_dict(), indent=2))
+    write_text_atomic(
+        run_dir / f"{config.experiment_name}_summary.json", json.dumps(summary.to_dict(), indent=2)
+    )
     return summary
 
 

@@ -57,7 +57,9 @@ def evaluate_quality(model, tokenizer, prompts: list[dict], params: SamplingPara
 
 def _shares(probs: np.ndarray, pieces: list[str]) -> dict:
     newline = sum(float(p) for p, piece in zip(probs, pieces, strict=True) if piece.startswith("\n"))
-    collapse = sum(float(p) for p, piece in zip(probs, pieces, strict=True) if piece and set(piece) <= COLLAPSE_CHARS)
+    collapse = sum(
+        float(p) for p, piece in zip(probs, pieces, strict=True) if piece and set(piece) <= COLLAPSE_CHARS
+    )
     return {"p_newline": newline, "p_collapse": collapse}
 
 

@@ -121,7 +121,11 @@ def shift(model, windows, device: str, batches: int = 2, batch_size: int = 8) ->
             total += y.numel()
             half = x.size(1) // 2
             changed = x.clone()
-            changed[:, half:] = torch.roll(x[:, half:], shifts=1, dims=0) if x.size(0) > 1 else (x[:, half:] + 1) % logits.size(-1)
+            changed[:, half:] = (
+                torch.roll(x[:, half:], shifts=1, dims=0)
+                if x.size(0) > 1
+                else (x[:, half:] + 1) % logits.size(-1)
+            )
             moved = model(input_ids=changed).logits.float()[:, :half] - logits[:, :half]
             leak = max(leak, float(moved.abs().max()))
     model.train()
@@ -166,11 +170,12 @@ def run_checks(summary, model, tokenizer, config, train_windows, val_windows, de
     if summary.val_loss is not None and not math.isnan(summary.val_loss):
         from slmlab.train.loop import evaluate
 
-        train_loss = evaluate(model, train_windows, config.eval_batches, config.batch_size, device, nullcontext)
+        train_loss = evaluate(
+            model, train_windows, config.eval_batches, config.batch_size, device, nullcontext
+        )
         m["train_eval_loss"] = train_loss
         m["val_minus_train"] = summary.val_loss - train_loss
         if summary.val_loss < VAL_BELOW_TRAIN * train_loss:
             checks.warnings.append(f"validation loss {summary.val_loss:.3f} is far below the training loss "
                                    f"{train_loss:.3f} on the same model: validation text is easier or seen")  # fmt: skip
     return checks
-
