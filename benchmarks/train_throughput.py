@@ -1,7 +1,7 @@
 """Training throughput: slmlab's training step against nanoGPT's, same dimensions, batch and dtype.
 
 Seed 003's shape (8 layers, hidden 512, 8 heads, sequence 256, 8K vocabulary), with nanoGPT's 4x MLP
-so both models have the same matmuls. slmlab runs its own `optimizer_step` (label smoothing off,
+and nanoGPT's tied input/output embeddings, so both models have the same matmuls and parameters. slmlab runs its own `optimizer_step` (label smoothing off,
 clip 1.0, fused AdamW) on two of its families: GPT-NeoX (rope, seed 003's choice) and GPT-2
 (learned positions, nanoGPT's own architecture). nanoGPT runs its `GPT` model and the step of its
 train.py (model(X, Y) -> loss, backward, clip 1.0, the AdamW from configure_optimizers).
@@ -50,7 +50,7 @@ def _autocast(device: str, dtype: str):
 
 def slmlab_contender(args, position: str):
     arch = ArchConfig(num_layers=args.layers, hidden_dim=args.hidden, num_heads=args.heads, ffn_multiplier=4.0,
-                      position_encoding=position, max_seq_len=args.seq)  # fmt: skip
+                      position_encoding=position, max_seq_len=args.seq, tie_embeddings=True)  # fmt: skip
     model = build_model(arch, args.vocab, eos_id=0).to(args.device)
     model.train()
     config = TrainConfig(arch=arch, experiment_name="bench", train_path="-", val_path="-",
@@ -134,7 +134,9 @@ def main() -> None:
     anchor = statistics.median(rates["nanoGPT (GPT, learned)"])
     print(f"L{args.layers} H{args.hidden} heads {args.heads}, vocab {args.vocab}, sequence {args.seq}, batch {args.batch}, "
           f"{args.dtype} on {args.device}{' (compiled)' if args.compile else ''}; peak: {basis}")  # fmt: skip
-    print(f"{'contender':26} {'params':>12} {'tokens/s':>10} {'vs nanoGPT':>10} {'MFU':>7}")
+    print(
+        f"{'contender':26} {'params':>12} {'tokens/s':>10} {'rounds min-max':>15} {'vs nanoGPT':>10} {'MFU':>7}"
+    )
     for name, (_, params) in contenders.items():
         rate = statistics.median(rates[name])
         mfu = (
@@ -142,8 +144,9 @@ def main() -> None:
             if peak
             else None
         )
-        print(f"{name:26} {params:>12,} {rate:>10,.0f} {rate / anchor:>9.2f}x {mfu:>7.1%}" if mfu is not None
-              else f"{name:26} {params:>12,} {rate:>10,.0f} {rate / anchor:>9.2f}x {'-':>7}")  # fmt: skip
+        spread = f"{min(rates[name]):,.0f}-{max(rates[name]):,.0f}"
+        mfu_text = f"{mfu:>7.1%}" if mfu is not None else f"{'-':>7}"
+        print(f"{name:26} {params:>12,} {rate:>10,.0f} {spread:>15} {rate / anchor:>9.2f}x {mfu_text}")
 
 
 if __name__ == "__main__":

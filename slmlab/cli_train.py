@@ -28,7 +28,7 @@ def _flag(*names: str, help: str) -> typer.models.OptionInfo:
     return typer.Option(*dict.fromkeys(spellings), help=help)
 
 
-train_app = typer.Typer(help="Train a small LM from scratch (seed 003), search architectures, check a run.",
+train_app = typer.Typer(help="Train a small LM from scratch (seed 003), or search architectures (train search).",
                         invoke_without_command=True)  # fmt: skip
 
 

@@ -112,10 +112,10 @@ def optimizer_step(model, forward, batches, optimizer, config: TrainConfig, devi
     import torch
 
     step_loss = 0.0
-    for x, y in batches:
+    for x, y in batches:  # use_cache=False: training never reads a KV cache, so do not build one
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast():
-            loss = lm_loss(forward(input_ids=x).logits, y, config.label_smoothing)
+            loss = lm_loss(forward(input_ids=x, use_cache=False).logits, y, config.label_smoothing)
         (loss / config.grad_accum).backward()
         step_loss += float(loss.detach()) / config.grad_accum
     if config.grad_clip:
@@ -161,7 +161,7 @@ def evaluate(model, windows: Windows, batches: int, batch_size: int, device: str
         for start in range(0, count, batch_size):
             x, y = windows.batch(range(start, min(start + batch_size, count)))
             x, y = x.to(device), y.to(device)
-            logits = model(input_ids=x).logits
+            logits = model(input_ids=x, use_cache=False).logits
             total += float(lm_loss(logits, y)) * y.numel()
             tokens += y.numel()
     model.train()
