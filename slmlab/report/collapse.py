@@ -5,6 +5,7 @@ results.json, figures (PNG 300 DPI + SVG) and one self-contained report.html."""
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from pathlib import Path
 
@@ -72,13 +73,19 @@ def sanity_lines(study) -> list[str]:
 
 
 def write_figures(study, directory: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    # Loss per token differs in meaning between tokenizers: validation is shown in bits per character.
+    fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for s in study.setups:
-        points = [(r["step"], r["val_loss"]) for r in s.curve if "val_loss" in r]
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=s.name)
-    ax.set(xlabel="step", ylabel="validation loss (nats per token)", title="Training curves")
-    ax.legend(fontsize=8)
+        logged = [(r["step"], r["loss"]) for r in s.curve if "tokens_per_s" in r]
+        if logged:
+            train_ax.plot(*zip(*logged, strict=True), label=s.name)
+        per_char = math.log(2) * s.summary["data"]["val_chars_per_token"]
+        evals = [(r["step"], r["val_loss"] / per_char) for r in s.curve if "val_loss" in r]
+        if evals:
+            val_ax.plot(*zip(*evals, strict=True), marker="o", ms=3, label=s.name)
+    train_ax.set(xlabel="step", ylabel="training loss (nats per token, as optimised)", title="Training loss")
+    val_ax.set(xlabel="step", ylabel="validation bits per character", title="Validation")
+    val_ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(fig, directory, "training_curves")
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -90,7 +97,7 @@ def write_figures(study, directory: Path) -> None:
         ax.plot(steps, [p["few_shot"]["collapse_rate"] for p in s.progression], marker="s", ls="--",
                 label=f"{s.name} few-shot")  # fmt: skip
     ax.set(xlabel="step", ylabel="collapse rate", ylim=(-0.02, 1.02), title="Collapse by checkpoint")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(fig, directory, "collapse_progression")
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -100,7 +107,7 @@ def write_figures(study, directory: Path) -> None:
         ax.plot(ks, [c["p_collapse"] for c in s.context], marker="x", ls=":", label=f"{s.name}: ')' / ':'")
     ax.set(xlabel="example functions before `def foo(n):`", ylabel="probability of the next token",
            xticks=range(0, 4), ylim=(-0.02, 1.02), title="Context length and the first token")  # fmt: skip
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(fig, directory, "context_length")
 
 
