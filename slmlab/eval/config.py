@@ -94,16 +94,23 @@ class EvalConfig(BaseModel):
         for name in ("capture_layers", "capture_tokens"):
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
-        if self.model.startswith("ckpt:"):  # retrained into the same folder: a new model, a new run
-            identity["model_weights"] = _checkpoint_sha256(self.model.removeprefix("ckpt:"))
+        if self.model.startswith(("ckpt:", "lora:")):  # retrained into the same folder: a new run
+            identity["model_weights"] = _trained_weights_sha256(self.model)
         return identity
 
 
-def _checkpoint_sha256(location: str) -> str:
+def _trained_weights_sha256(name: str) -> str:
     from slmlab.models.cache import sha256_file
     from slmlab.train.checkpoint import resolve_checkpoint
 
-    return sha256_file(resolve_checkpoint(location) / "model.safetensors")
+    if name.startswith("lora:"):
+        weights = Path(name.removeprefix("lora:")).expanduser() / "adapter_model.safetensors"
+    else:
+        weights = resolve_checkpoint(name.removeprefix("ckpt:")) / "model.safetensors"
+    try:
+        return sha256_file(weights)
+    except OSError as exc:
+        raise UserError(f"model {name}: cannot read {weights} ({exc.strerror})") from None
 
 
 def _direction_sha256(path: str) -> str:

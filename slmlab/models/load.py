@@ -110,6 +110,8 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     _quiet_gguf_conversion()
     started = time.monotonic()
     resolved = resolve(name, download=download)
+    if resolved.kind == "lora":
+        return _load_adapted(resolved, dtype, download, started)
     chosen = choose_dtype(dtype)
     converted = False
     location = resolved.location
@@ -131,3 +133,14 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     return LoadedModel(
         name, model, tokenizer, resolved, chosen, round(time.monotonic() - started, 2), converted
     )
+
+
+def _load_adapted(resolved: ResolvedModel, dtype: str, download: bool, started: float) -> LoadedModel:
+    """A LoRA adapter's base model with the adapter merged into it."""
+    from slmlab.train.lora import adapter_info, apply_adapter
+
+    base = load(adapter_info(resolved.location)["base_model"], dtype=dtype, download=download)
+    model = apply_adapter(base.model, resolved.location)
+    model.eval()
+    return LoadedModel(resolved.name, model, base.tokenizer, resolved, base.dtype,
+                       round(time.monotonic() - started, 2), base.converted)  # fmt: skip

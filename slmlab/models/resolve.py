@@ -1,6 +1,6 @@
 """Resolve a model name to something loadable, trying its sources in order, and say which one won.
 
-Order: `ckpt:PATH` (a checkpoint trained by slmlab); a local path (HF directory or .gguf file); for a built-in name, the cache, then its registry
+Order: `ckpt:PATH` (a checkpoint trained by slmlab) and `lora:DIR` (an adapter on its base); a local path (HF directory or .gguf file); for a built-in name, the cache, then its registry
 package, then its hub id; for `org/name`, the hub. Every source that fails is recorded with its
 reason, so "no source worked" names each one and why.
 """
@@ -20,7 +20,7 @@ from slmlab.models.registry import ModelSpec, find_spec, unknown_model_error
 @dataclass
 class ResolvedModel:
     name: str
-    kind: str  # "gguf" (a local file), "hf-dir" (a local transformers directory) or "hub" (an id)
+    kind: str  # "gguf" (a local file), "hf-dir" (a local transformers directory), "hub" (an id), "lora"
     location: str  # directory holding the weights, or the hub id
     gguf_file: str | None = None  # file name inside `location` for GGUF models
     source: str = ""  # which source delivered it, for people and for the run record
@@ -112,10 +112,21 @@ def _checkpoint(name: str) -> ResolvedModel:
     return ResolvedModel(name, "hf-dir", str(path.resolve()), None, f"checkpoint {path}{step}")
 
 
+def _adapter(name: str) -> ResolvedModel:
+    """`lora:DIR`: a LoRA adapter trained by slmlab, applied to the base model it records."""
+    from slmlab.train.lora import adapter_info
+
+    path = Path(name.removeprefix("lora:")).expanduser()
+    base = adapter_info(path)["base_model"]
+    return ResolvedModel(name, "lora", str(path.resolve()), None, f"LoRA adapter {path} on {base}")
+
+
 def resolve(name: str, download: bool = True) -> ResolvedModel:
     """The first source that delivers `name`; a UserError naming every source tried otherwise."""
     if name.startswith("ckpt:"):
         return _checkpoint(name)
+    if name.startswith("lora:"):
+        return _adapter(name)
     local = _local(name)
     if local is not None:
         return local
