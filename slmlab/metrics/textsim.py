@@ -1,0 +1,102 @@
+"""Similarity of generated code to a reference: BLEU (sacrebleu) and CodeBLEU (codebleu), with
+bootstrap intervals over samples, and how far similarity tracks correctness.
+
+Seed 001 read BLEU differences of 0.3 between 20-sample runs as findings; the interval says how
+much BLEU moves when the same kind of samples is drawn again, and the correlation with execution
+or syntax outcomes says whether a higher BLEU meant more working code at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slmlab.errors import UserError
+
+CODEBLEU_LANGUAGES = ("python", "java", "javascript")
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "interval": [self.low, self.high], "n": self.n}
+
+
+def _check(predictions: list[str], references: list[str]) -> None:
+    if len(predictions) != len(references):
+        raise UserError(f"{len(predictions)} predictions but {len(references)} references: they must pair up")
+    if not predictions:
+        raise UserError("no predictions to score")
+
+
+def _bootstrap(score, n: int, n_boot: int, seed: int, confidence: float) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    values = [score(rng.integers(0, n, n)) for _ in range(n_boot)]
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def corpus_bleu(predictions: list[str], references: list[str], n_boot: int = 200, seed: int = 0,
+                confidence: float = 0.95) -> Score:  # fmt: skip
+    """Corpus BLEU (0-100, sacrebleu's 13a tokenisation), with a bootstrap interval over samples."""
+    import sacrebleu
+
+    _check(predictions, references)
+
+    def score(index) -> float:
+        return sacrebleu.corpus_bleu([predictions[i] for i in index], [[references[i] for i in index]]).score
+
+    low, high = _bootstrap(score, len(predictions), n_boot, seed, confidence)
+    return Score(score(range(len(predictions))), low, high, len(predictions))
+
+
+def sentence_bleu(prediction: str, reference: str) -> float:
+    import sacrebleu
+
+    return sacrebleu.sentence_bleu(prediction, [reference]).score
+
+
+def code_bleu(predictions: list[str], references: list[str], language: str, n_boot: int = 100, seed: int = 0,
+              confidence: float = 0.95) -> Score:  # fmt: skip
+    """CodeBLEU (0-1: n-gram, weighted n-gram, syntax and data-flow match), with a bootstrap interval."""
+    from codebleu import calc_codebleu
+
+    _check(predictions, references)
+    if language not in CODEBLEU_LANGUAGES:
+        raise UserError(
+            f"CodeBLEU does not support {language!r} here: use one of {', '.join(CODEBLEU_LANGUAGES)}"
+        )
+
+    def score(index) -> float:
+        refs = [references[i] for i in index]
+        return calc_codebleu(refs, [predictions[i] for i in index], lang=language)["codebleu"]
+
+    low, high = _bootstrap(score, len(predictions), n_boot, seed, confidence)
+    return Score(score(range(len(predictions))), low, high, len(predictions))
+
+
+def similarity_vs_correctness(similarities: list[float], correct: list[bool]) -> dict:
+    """Point-biserial correlation (Pearson between a score and a 0/1 outcome) with its p-value, and
+    the mean similarity of correct and incorrect samples. None where an outcome never varies."""
+    from scipy.stats import pointbiserialr
+
+    if len(similarities) != len(correct):
+        raise UserError("similarities and outcomes must pair up")
+    flags = np.asarray(correct, dtype=bool)
+    values = np.asarray(similarities, dtype=float)
+    result = {"n": len(values), "mean_correct": float(values[flags].mean()) if flags.any() else None,
+              "mean_incorrect": float(values[~flags].mean()) if (~flags).any() else None,
+              "r": None, "p_value": None}  # fmt: skip
+    if flags.any() and (~flags).any() and values.std() > 0:
+        r, p = pointbiserialr(flags, values)
+        result.update(r=float(r), p_value=float(p))
+    return result
