@@ -128,3 +128,18 @@ def test_minibench_has_twenty_tasks_whose_references_pass():
         wrong = executor.run([t.program("    return None\n") for t in tasks])
     assert all(o.passed for o in outcomes)
     assert not any(o.passed for o in wrong)  # the tests can fail
+
+
+def test_mbpp_splits_are_disjoint_and_cover_the_release(data_dir):
+    from slmlab.tasks.registry import load_benchmark
+
+    splits = {name: {t.task_id for t in load_benchmark(f"mbpp-{name}", data_dir)}
+              for name in ("prompt", "test", "validation", "train")}  # fmt: skip
+    assert {name: len(ids) for name, ids in splits.items()} == {
+        "prompt": 10,
+        "test": 500,
+        "validation": 90,
+        "train": 374,
+    }
+    assert set().union(*splits.values()) == {t.task_id for t in load_benchmark("mbpp", data_dir)}
+    assert "Mbpp/11" in splits["test"] and "Mbpp/601" in splits["train"]

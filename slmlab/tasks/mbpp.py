@@ -1,4 +1,7 @@
-"""MBPP, full (974 tasks, mbpp/mbpp.jsonl) and sanitized (427, mbpp/sanitized-mbpp.json).
+"""MBPP, full (974 tasks, mbpp/mbpp.jsonl) and sanitized (427, mbpp/sanitized-mbpp.json), and the
+full set's standard splits by task id (the release's README; Hugging Face's `mbpp` uses the same):
+prompt 1-10, test 11-510, validation 511-600, train 601-974. Fine-tuning uses train; evaluating a
+fine-tuned model on `mbpp-test` keeps the two apart.
 
 Ids follow evalplus ("Mbpp/11"); sample files may also use the bare number. The prompt follows the
 usual form: the description and one test as a docstring, so the model knows the function's name.
@@ -70,3 +73,16 @@ def load_mbpp_sanitized(data_dir=None) -> list[Task]:
     rows = _read(path, json.loads)
     return [mbpp_task(r["task_id"], r["prompt"], r["code"], r["test_list"], r.get("test_imports", []), "",
                   "mbpp-sanitized") for r in rows]  # fmt: skip
+
+
+SPLITS = {
+    "prompt": range(1, 11),
+    "test": range(11, 511),
+    "validation": range(511, 601),
+    "train": range(601, 975),
+}
+
+
+def load_mbpp_split(split: str, data_dir=None) -> list[Task]:
+    ids = SPLITS[split]
+    return [t for t in load_mbpp(data_dir) if int(t.task_id.split("/")[-1]) in ids]

@@ -9,7 +9,7 @@ from slmlab.errors import UserError
 from slmlab.tasks.base import Task
 from slmlab.tasks.humaneval import load_humaneval
 from slmlab.tasks.jsonl import load_jsonl_tasks
-from slmlab.tasks.mbpp import load_mbpp, load_mbpp_sanitized
+from slmlab.tasks.mbpp import SPLITS, load_mbpp, load_mbpp_sanitized, load_mbpp_split
 from slmlab.tasks.minibench import load_minibench
 
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "mbpp": load_mbpp,
     "mbpp-sanitized": load_mbpp_sanitized,
     "minibench": lambda data_dir: load_minibench(),
+    **{f"mbpp-{split}": (lambda data_dir, split=split: load_mbpp_split(split, data_dir)) for split in SPLITS},
 }
 
 
