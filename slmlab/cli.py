@@ -140,7 +140,10 @@ def eval_command(
         str, typer.Option(help="built-in name (slmlab models list), hub id, local directory or .gguf")
     ],
     benchmark: Annotated[
-        str | None, typer.Option(help="humaneval, mbpp, mbpp-sanitized, mbpp-test, mbpp-train, minibench or a tasks .jsonl")
+        str | None,
+        typer.Option(
+            help="humaneval, mbpp, mbpp-sanitized, mbpp-test, mbpp-train, minibench or a tasks .jsonl"
+        ),
     ] = None,
     n: Annotated[int | None, typer.Option(help="samples per task [1]")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first K tasks")] = None,

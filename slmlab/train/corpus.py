@@ -187,7 +187,7 @@ def read_documents(path: str | Path) -> list[str]:
 
 
 @dataclass
-class _Candidate:
+class SourceFile:
     source: str  # label of the source, as in the manifest
     language: str
     path: str  # relative to the source, POSIX
@@ -196,17 +196,17 @@ class _Candidate:
 
 
 @dataclass
-class _Resolved:
+class ResolvedSource:
     label: str
     info: dict[str, Any]
-    candidates: list[_Candidate]
+    candidates: list[SourceFile]
 
 
 def _looks_like_path(location: str) -> bool:
     return location.startswith((".", "/", "~")) or "\\" in location or location.endswith(("/", ".zip"))
 
 
-def _dir_candidates(root: Path, label: str, lang: str, skip_dirs: set[str]) -> list[_Candidate]:
+def _dir_candidates(root: Path, label: str, lang: str, skip_dirs: set[str]) -> list[SourceFile]:
     out = []
     suffixes = LANGUAGES[lang]
     # os.walk, not rglob: it prunes early (stdlib's site-packages is large) and never follows links.
@@ -217,11 +217,11 @@ def _dir_candidates(root: Path, label: str, lang: str, skip_dirs: set[str]) -> l
             path = Path(dirpath, name)
             if path.suffix in suffixes and path.is_file():
                 rel = path.relative_to(root).as_posix()
-                out.append(_Candidate(label, lang, rel, path.stat().st_size, path.read_bytes))
+                out.append(SourceFile(label, lang, rel, path.stat().st_size, path.read_bytes))
     return sorted(out, key=lambda c: c.path)
 
 
-def _directory(location: str, lang: str, label: str) -> _Resolved:
+def _directory(location: str, lang: str, label: str) -> ResolvedSource:
     root = Path(location).expanduser()
     if not root.is_dir():
         what = "is a file, not a directory" if root.exists() else "does not exist"
@@ -229,10 +229,10 @@ def _directory(location: str, lang: str, label: str) -> _Resolved:
             f"corpus source {label}: {root} {what}; pass a directory of {LANGUAGES[lang][0]} files"
         )
     root = root.resolve()
-    return _Resolved(label, {"resolved": str(root)}, _dir_candidates(root, label, lang, _SKIP_DIRS))
+    return ResolvedSource(label, {"resolved": str(root)}, _dir_candidates(root, label, lang, _SKIP_DIRS))
 
 
-def _python_package(name: str, label: str) -> _Resolved:
+def _python_package(name: str, label: str) -> ResolvedSource:
     hint = "pip install it into this environment, or pass a directory of .py files"
     if not _PY_PACKAGE.match(name):
         raise UserError(f"corpus source {label}: {name!r} is neither a directory nor a package name; {hint}")
@@ -251,20 +251,20 @@ def _python_package(name: str, label: str) -> _Resolved:
                 for c in found:
                     c.path = f"{root}/{c.path}"
             candidates += found
-        return _Resolved(label, {"resolved": roots[0] if len(roots) == 1 else roots}, candidates)
+        return ResolvedSource(label, {"resolved": roots[0] if len(roots) == 1 else roots}, candidates)
     if spec.origin and spec.origin.endswith(".py"):  # a single-module distribution, e.g. six
         path = Path(spec.origin)
-        return _Resolved(
+        return ResolvedSource(
             label,
             {"resolved": str(path)},
-            [_Candidate(label, "python", path.name, path.stat().st_size, path.read_bytes)],
+            [SourceFile(label, "python", path.name, path.stat().st_size, path.read_bytes)],
         )
     raise UserError(f"corpus source {label}: {name!r} has no Python source (built-in or compiled); {hint}")
 
 
-def _stdlib(label: str) -> _Resolved:
+def _stdlib(label: str) -> ResolvedSource:
     root = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    return _Resolved(
+    return ResolvedSource(
         label,
         {"resolved": str(root), "python": sys.version.split()[0]},
         _dir_candidates(root, label, "python", _SKIP_DIRS),
@@ -282,7 +282,7 @@ def default_jdk_src_zip() -> Path:
     )
 
 
-def _java_zip(location: str, label: str, stack: ExitStack) -> _Resolved:
+def _java_zip(location: str, label: str, stack: ExitStack) -> ResolvedSource:
     path = Path(location).expanduser()
     if not path.is_file():
         raise UserError(
@@ -301,10 +301,10 @@ def _java_zip(location: str, label: str, stack: ExitStack) -> _Resolved:
         key=lambda i: i.filename,
     )
     candidates = [
-        _Candidate(label, "java", i.filename, i.file_size, lambda name=i.filename: zf.read(name))
+        SourceFile(label, "java", i.filename, i.file_size, lambda name=i.filename: zf.read(name))
         for i in members
     ]
-    return _Resolved(label, {"resolved": str(path.resolve())}, candidates)
+    return ResolvedSource(label, {"resolved": str(path.resolve())}, candidates)
 
 
 def npm_cache_dir() -> Path:
@@ -381,14 +381,14 @@ def fetch_npm_package(spec: str) -> tuple[Path, dict[str, Any]]:
     return cache / "package", info
 
 
-def _npm(spec: str, label: str) -> _Resolved:
+def _npm(spec: str, label: str) -> ResolvedSource:
     root, info = fetch_npm_package(spec)
-    return _Resolved(
+    return ResolvedSource(
         label, {"resolved": str(root), **info}, _dir_candidates(root, label, "javascript", _SKIP_DIRS)
     )
 
 
-def _resolve(source: CorpusSource, stack: ExitStack) -> _Resolved:
+def resolve_source(source: CorpusSource, stack: ExitStack) -> ResolvedSource:
     lang = source.lang
     location = source.location
     kind = source.kind
@@ -489,11 +489,12 @@ class _NearDedup:
 # --- the build ---------------------------------------------------------------------------------
 
 
-def _val_score(seed: int, sha: str) -> float:
+def split_score(seed: int, sha: str) -> float:
+    """A file's place in [0, 1) for the train/val split: fixed by the seed and its content alone."""
     return int(hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest()[:16], 16) / 2**64
 
 
-def _iter_candidates(resolved: list[_Resolved]) -> Iterator[_Candidate]:
+def _iter_candidates(resolved: list[ResolvedSource]) -> Iterator[SourceFile]:
     for r in resolved:
         yield from r.candidates
 
@@ -536,7 +537,7 @@ def build_corpus(
     capped = False
 
     with ExitStack() as stack:
-        resolved = [_resolve(s, stack) for s in parsed]
+        resolved = [resolve_source(s, stack) for s in parsed]
         for c in _iter_candidates(resolved):
             row: dict[str, Any] = {
                 "source": c.source,
@@ -604,7 +605,7 @@ def build_corpus(
         )
 
     # The split: a pure function of (seed, content), then fixed up so both splits are non-empty.
-    scores = [_val_score(seed, row["sha256"]) for row, _ in kept]
+    scores = [split_score(seed, row["sha256"]) for row, _ in kept]
     for (row, _), score in zip(kept, scores, strict=True):
         row["split"] = "val" if score < val_fraction else "train"
     if len(kept) == 1:

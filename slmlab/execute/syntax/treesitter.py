@@ -43,7 +43,7 @@ def unavailable_reason(language: str) -> str | None:
     return None
 
 
-def _parser(language: str) -> tuple[Any, threading.Lock]:
+def parser_for(language: str) -> tuple[Any, threading.Lock]:
     from tree_sitter import Language, Parser
 
     grammar = _grammar(language)
@@ -54,7 +54,7 @@ def _parser(language: str) -> tuple[Any, threading.Lock]:
 
 
 def check_many(codes: Sequence[str], language: str) -> list[SyntaxVerdict]:
-    parser, lock = _parser(language)
+    parser, lock = parser_for(language)
     verdicts = []
     for code in codes:
         with lock:
