@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from slmlab.cli_train import corpus_app, tokenizer_app, train_app
+from slmlab.cli_train import corpus_app, lora_app, pairs_app, tokenizer_app, train_app
 from slmlab.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -387,6 +387,8 @@ def study_collapse(
 app.add_typer(train_app, name="train")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(pairs_app, name="pairs")
+app.add_typer(lora_app, name="lora")
 
 
 @app.command("sandbox")

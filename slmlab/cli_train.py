@@ -237,3 +237,94 @@ def train_search(
              f"{r['tokens_per_second']:,.0f}"] for i, r in enumerate(results, start=1)]  # fmt: skip
     print_table(_console(), f"Search ({mode}, {len(results)} trials, best first)", headers, rows)
     _console().print(f"search: {out / 'search.json'}")
+
+
+pairs_app = typer.Typer(help="Function-level (doc, code) pairs for fine-tuning.", no_args_is_help=True)
+
+
+@pairs_app.command("build")
+def pairs_build(
+    sources: Annotated[
+        list[str], typer.Argument(help="files, folders, a JDK src.zip, or LANGUAGE:LOCATION specs")
+    ],
+    language: Annotated[str, typer.Option(help="python, java or javascript")],
+    out: Annotated[Path, typer.Option(help="JSONL file of pairs (each row has its split)")],
+    limit: Annotated[int | None, typer.Option(help="training pairs to keep (50 ... 2000)")] = None,
+    test_size: Annotated[int | None, typer.Option(help="test pairs to keep")] = None,
+    min_lines: Annotated[int, typer.Option(help="shortest function, in lines")] = 3,
+    max_lines: Annotated[int, typer.Option(help="longest function, in lines")] = 60,
+    min_complexity: Annotated[int, typer.Option(help="lowest cyclomatic complexity")] = 1,
+    max_complexity: Annotated[int | None, typer.Option(help="highest cyclomatic complexity")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the train/test split")] = 0,
+) -> None:
+    """Cut documented functions out of real source with tree-sitter; dedup, filter, split train/test."""
+    from slmlab.train.pairs import build_pairs
+
+    dataset = build_pairs(sources, language, min_lines=min_lines, max_lines=max_lines, min_complexity=min_complexity,
+                          max_complexity=max_complexity, limit=limit, test_size=test_size, seed=seed)  # fmt: skip
+    dataset.to_jsonl(out)
+    summary = dataset.summary()
+    _console().print(f"{language}: {len(dataset.train)} train and {len(dataset.test)} test pairs "
+                     f"(complexity median {summary['complexity']['train']['median']}) in {dataset.seconds:.1f} s")  # fmt: skip
+    _console().print(f"pairs: {out}")
+
+
+lora_app = typer.Typer(help="LoRA fine-tuning of any slmlab model (peft).", no_args_is_help=True)
+
+
+@lora_app.command("train")
+def lora_train(
+    model: Annotated[str, typer.Option(help="base model: a built-in name, a path, a hub id, ckpt:PATH")],
+    out: Annotated[Path, typer.Option(help="folder for the adapter (then use --model lora:OUT anywhere)")],
+    pairs: Annotated[Path | None, typer.Option(help="JSONL of pairs from slmlab pairs build")] = None,
+    benchmark: Annotated[
+        str | None, typer.Option(help="or tasks with reference solutions, e.g. mbpp-train")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
+    limit: Annotated[int | None, typer.Option(help="use the first N examples")] = None,
+    rank: Annotated[int, typer.Option(help="LoRA rank")] = 16,
+    alpha: Annotated[float, typer.Option(help="LoRA alpha")] = 32,
+    dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.1,
+    target_modules: Annotated[
+        str, typer.Option(help="comma-separated module names, or all-linear")
+    ] = "all-linear",
+    epochs: Annotated[int, typer.Option(help="passes over the examples")] = 3,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-4,
+    max_length: Annotated[int, typer.Option(help="tokens per example (prompt + completion)")] = 512,
+    batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
+    curriculum: Annotated[
+        bool, typer.Option(help="train simple to complex (cyclomatic complexity), unshuffled")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="initialisation and shuffling")] = 0,
+) -> None:
+    """Fine-tune a LoRA adapter on function pairs or on a benchmark's reference solutions."""
+    from slmlab.train.lora import LoraSettings, train_lora
+
+    examples = _lora_examples(pairs, benchmark, data_dir, curriculum)[:limit]
+    targets = (
+        target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
+    )
+    settings = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=targets, epochs=epochs, lr=lr,
+                            max_length=max_length, batch_size=batch_size, curriculum=curriculum, seed=seed)  # fmt: skip
+    result = train_lora(model, examples, settings, out, _console())
+    _console().print(f"adapter: {out} ({result.trainable_parameters:,} trainable of {result.total_parameters:,} "
+                     f"parameters; {result.examples} examples, {result.steps} steps, {result.seconds:.0f} s, "
+                     f"peak {result.peak_rss_mb:,.0f} MB); evaluate with --model lora:{out}")  # fmt: skip
+
+
+def _lora_examples(pairs: Path | None, benchmark: str | None, data_dir: str | None, curriculum: bool):
+    from slmlab.train.examples import pair_example, task_example
+
+    if (pairs is None) == (benchmark is None):
+        raise UserError(
+            "give the training examples with exactly one of --pairs FILE.jsonl or --benchmark NAME"
+        )
+    if benchmark is not None:
+        from slmlab.tasks.registry import load_benchmark
+
+        return [task_example(t) for t in load_benchmark(benchmark, data_dir) if t.reference]
+    from slmlab.train.pairs import curriculum_order, read_pairs
+
+    train = read_pairs(pairs).train
+    ordered = curriculum_order(train) if curriculum else train
+    return [e for e in map(pair_example, ordered) if e is not None]

@@ -62,3 +62,42 @@ def test_a_fine_tuned_model_is_a_model_name(adapter):
     assert torch.equal(_logits(loaded.model, "def sq(x):\n"), _logits(direct, "def sq(x):\n"))
     with pytest.raises(UserError, match="not a LoRA adapter"):
         load(f"lora:{base_dir}")
+
+
+def test_pair_examples_put_the_doc_in_the_prompt_and_the_body_in_the_completion():
+    from slmlab.train.examples import pair_example
+    from slmlab.train.pairs import extract_pairs
+
+    python = 'def area(w, h=(1, 2)):\n    """Area of a box."""\n    if w < 0:\n        return 0\n    return w * h\n'
+    prompt, completion = pair_example(extract_pairs(python, "python")[0])
+    assert prompt == 'def area(w, h=(1, 2)):\n    """Area of a box."""\n'
+    assert completion == "    if w < 0:\n        return 0\n    return w * h"
+    java = "class A {\n  /** Twice x. */\n  int twice(int x) {\n    int y = x * 2;\n    return y;\n  }\n}\n"
+    prompt, completion = pair_example(extract_pairs(java, "java")[0])
+    assert prompt == "/** Twice x. */\nint twice(int x) {" and "return y;" in completion
+    js = "/** Add two. */\nfunction add(a, {b} = {}) {\n  const s = a + b;\n  return s;\n}\n"
+    prompt, completion = pair_example(extract_pairs(js, "javascript")[0])
+    assert prompt == "/** Add two. */\nfunction add(a, {b} = {}) {" and completion.strip().endswith("}")
+
+
+def test_pairs_lora_and_eval_commands_chain(tmp_path):
+    from tests.test_cli import slmlab
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(6):
+        (source / f"m{i}.py").write_text(
+            f'def f{i}(x):\n    """Scale x by {i}."""\n    y = x * {i}\n    if y > 3:\n        y -= 1\n    return y\n'
+        )
+    done = slmlab("pairs", "build", str(source), "--language", "python", "--out", str(tmp_path / "p.jsonl"))
+    assert done.returncode == 0, done.stderr
+    base = save_tiny_model(tmp_path / "base")
+    done = slmlab("lora", "train", "--model", str(base), "--pairs", str(tmp_path / "p.jsonl"), "--out",
+                  str(tmp_path / "adapter"), "--rank", "2", "--epochs", "1", "--batch-size", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "lora:" in done.stdout
+    done = slmlab("eval", "--model", f"lora:{tmp_path / 'adapter'}", "--benchmark", "minibench", "--limit", "1",
+                  "--prompt-mode", "plain", "--max-new-tokens", "4", "--out", str(tmp_path / "runs"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    bad = slmlab("lora", "train", "--model", str(base), "--out", str(tmp_path / "a2"))
+    assert bad.returncode != 0 and "--pairs" in bad.stderr and "Traceback" not in bad.stderr

@@ -17,6 +17,7 @@ import json
 import random
 import resource
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from slmlab.errors import UserError
 
 INFO_FILE = "slmlab_lora.json"
+# peft asks transformers a deprecated question on every adapter; the warning is theirs, not the user's.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 class LoraSettings(BaseModel):
