@@ -66,3 +66,42 @@ def pair_example(pair: FunctionPair) -> tuple[str, str] | None:
 def task_example(task) -> tuple[str, str]:
     """An MBPP (or any executable) task: its prompt, and its reference solution as the completion."""
     return task.prompt, task.reference.rstrip() + "\n"
+
+
+_JS_STANDALONE = ("function", "async function", "export", "const ", "let ", "var ")
+
+
+def trim_body(completion: str, language: str) -> str:
+    """A generated body cut where the function ends: Python at the first line back at column 0,
+    Java and JavaScript where the braces opened by the header close."""
+    if language == "python":
+        kept = []
+        for line in completion.splitlines():
+            if line.strip() and not line[0].isspace():
+                break
+            kept.append(line)
+        return "\n".join(kept).rstrip() + "\n"
+    depth, quote = 1, ""
+    for index, char in enumerate(completion):
+        if quote:
+            quote = "" if char == quote and completion[index - 1] != "\\" else quote
+        elif char in "\"'`":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return completion[: index + 1]
+    return completion
+
+
+def function_source(prompt: str, body: str, language: str) -> str:
+    """The whole function to syntax-check: a JavaScript method goes inside a class (javac's checker
+    wraps bare Java methods itself)."""
+    source = prompt + body
+    if language == "javascript":
+        header = prompt.split("*/", 1)[-1].strip()
+        if not header.startswith(_JS_STANDALONE):
+            return "class Snippet {\n" + source + "\n}\n"
+    return source

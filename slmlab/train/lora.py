@@ -107,6 +107,9 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
 
     if not examples:
         raise UserError("no training examples: LoRA needs at least one (prompt, completion) pair")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Writing model shards" when the adapter is saved
     started = time.monotonic()
     loaded = load(base_model, dtype="float32")
     tokenizer = loaded.tokenizer
