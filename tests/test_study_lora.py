@@ -68,3 +68,10 @@ def test_the_study_scores_every_trial_and_resumes(tmp_path):
     again = run_study(config, Console(file=open(tmp_path / "log2.txt", "w")))
     assert [r["trial"] for r in again] == [r["trial"] for r in records]
     assert "lora" not in (tmp_path / "log2.txt").read_text()
+
+
+def test_an_empty_body_is_not_valid_code():
+    from slmlab.studies.lora import _has_code
+
+    assert not _has_code("\n") and not _has_code("\n}") and not _has_code("  {  }  ")
+    assert _has_code("    return x\n") and _has_code("\n  return 1;\n}")

@@ -113,6 +113,7 @@ def _versions() -> dict[str, str]:
 def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig) -> dict:
     """Generate a body for each held-out header (greedy) and compare with the real one."""
     from slmlab.execute.syntax import check_many
+    from slmlab.execute.syntax.verdict import SyntaxVerdict
     from slmlab.generate.params import SamplingParams
     from slmlab.metrics.intervals import rate
     from slmlab.metrics.textsim import code_bleu, corpus_bleu, sentence_bleu, similarity_vs_correctness
@@ -124,9 +125,10 @@ def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig)
     generated = sample_completions(model, tokenizer, [p for p, _ in examples], params, 1, config.batch_size)
     bodies = [trim_body(texts[0], language) for texts in generated]
     references = [body for _, body in examples]
-    verdicts = check_many(
-        [function_source(p, b, language) for (p, _), b in zip(examples, bodies, strict=True)], language
-    )
+    sources = [function_source(p, b, language) for (p, _), b in zip(examples, bodies, strict=True)]
+    # An empty body parses (a Python function of only its docstring, `{}`), but nothing was written.
+    verdicts = [v if _has_code(b) else SyntaxVerdict("invalid", v.checker, message="empty body")
+                for b, v in zip(bodies, check_many(sources, language), strict=True)]  # fmt: skip
     checked = [v for v in verdicts if v.status != "unchecked"]
     valid = sum(v.ok for v in checked)
     syntax = rate(valid, len(checked)) if checked else None
@@ -141,9 +143,14 @@ def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig)
         "unchecked": len(verdicts) - len(checked),
         "bleu_vs_syntax": similarity_vs_correctness(
             [s for s, v in zip(sentence, verdicts, strict=True) if v.status != "unchecked"], [v.ok for v in checked]),
-        "samples": [{"prompt": p, "reference": r, "generated": b, "syntax": v.status}
+        "empty_bodies": sum(not _has_code(b) for b in bodies),
+        "samples": [{"prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
                     for (p, r), b, v in zip(examples, bodies, verdicts, strict=True)],
     }  # fmt: skip
+
+
+def _has_code(body: str) -> bool:
+    return bool(body.strip().strip("{}").strip())
 
 
 def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict:
@@ -176,7 +183,7 @@ def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
     from slmlab.train.pairs import curriculum_order
 
     key = run_key("lora-trial", {**trial, "model": config.model, "lora": config.lora.model_dump(),
-                                 "test": config.test_size, "tokens": config.max_new_tokens})  # fmt: skip
+                                 "test": config.test_size, "tokens": config.max_new_tokens, "scoring": 2})  # fmt: skip
     folder = Path(config.out) / "trials" / key
     record_path = folder / "trial.json"
     if record_path.is_file():
