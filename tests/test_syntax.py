@@ -294,6 +294,8 @@ def _helper_for(checker: str) -> warm.WarmHelper:
     ],
 )
 def test_a_killed_helper_is_restarted(language: str, checker: str) -> None:
+    # Earlier tests may have left helpers for another SLMLAB_HOME (another compiled server): start clean.
+    warm.close_checkers()
     assert check_syntax(FIXTURES[language][0][0][1], language).ok
     helper = _helper_for(checker)
     old_pid = helper.pid
