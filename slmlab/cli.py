@@ -398,24 +398,11 @@ def study_lora(
 ) -> None:
     """Seed 001: LoRA sweeps over rank, data size and language with real syntax checkers, BLEU and
     CodeBLEU with intervals, and executed pass@1; the base model as a baseline. Resumes."""
-    from slmlab.report.console import print_table
-    from slmlab.studies.lora import csv_row, load_study_config, run_study
+    from slmlab.report.lora import print_sweep
+    from slmlab.studies.lora import load_study_config, run_study
 
     settings = load_study_config(config, {"sweep": sweep, "out": out, "data_dir": data_dir})
-    rows = [csv_row(r) for r in run_study(settings, console)]
-
-    def show(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    print_table(console, f"LoRA sweep: {settings.sweep} ({settings.model})",
-                ["language", "rank", "size", "BLEU [95%]", "CodeBLEU", "syntax pass [95%]", "checked", "minibench",
-                 "MBPP"],
-                [[r["language"], str(r["rank"] or "base"), str(r["size"]),
-                  f"{r['bleu']:.2f} [{r['bleu_low']:.2f}, {r['bleu_high']:.2f}]", f"{r['codebleu']:.3f}",
-                  f"{show(r['syntax_pass'], '.0%')} [{show(r['syntax_low'], '.0%')}, {show(r['syntax_high'], '.0%')}]",
-                  f"{r['syntax_checked']} (+{r['unchecked']} unchecked)", show(r["minibench_pass_at_1"], ".2f"),
-                  show(r["mbpp_pass_at_1"], ".2f")] for r in rows])  # fmt: skip
-    console.print(f"results: {Path(settings.out) / f'results_{settings.sweep}.csv'}")
+    print_sweep(console, settings, run_study(settings, console))
 
 
 app.add_typer(train_app, name="train")

@@ -64,6 +64,11 @@ def test_the_study_scores_every_trial_and_resumes(tmp_path):
     assert records[0]["execution"]["minibench"]["tasks"] == 20
     rows = list(csv.DictReader(open(tmp_path / "out" / "results_lang.csv")))
     assert len(rows) == 6 and rows[0]["rank"] == "0"
+    from slmlab.report.lora import print_sweep
+
+    print_sweep(Console(file=open(tmp_path / "table.txt", "w"), width=200), config, records)
+    table = (tmp_path / "table.txt").read_text()
+    assert "base" in table and "unchecked" in table and "results_lang.csv" in table
 
     again = run_study(config, Console(file=open(tmp_path / "log2.txt", "w")))
     assert [r["trial"] for r in again] == [r["trial"] for r in records]
