@@ -69,6 +69,9 @@ def test_the_study_scores_every_trial_and_resumes(tmp_path):
     print_sweep(Console(file=open(tmp_path / "table.txt", "w"), width=200), config, records)
     table = (tmp_path / "table.txt").read_text()
     assert "base" in table and "unchecked" in table and "results_lang.csv" in table
+    report = (tmp_path / "out" / "report" / "report.html").read_text()
+    assert "<svg" in report and "Does BLEU track valid code?" in report
+    assert (tmp_path / "out" / "report" / "sweep_lang.png").is_file()
 
     again = run_study(config, Console(file=open(tmp_path / "log2.txt", "w")))
     assert [r["trial"] for r in again] == [r["trial"] for r in records]

@@ -39,3 +39,87 @@ def print_sweep(console: Console, settings, records: list[dict]) -> None:
     print_table(console, f"LoRA sweep: {settings.sweep} ({settings.model})", HEADERS,
                 sweep_rows([csv_row(r) for r in records]))  # fmt: skip
     console.print(f"results: {Path(settings.out) / f'results_{settings.sweep}.csv'}")
+    console.print(f"report: {Path(settings.out) / 'report' / 'report.html'}")
+
+
+def _panels(settings, rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
+    """The configurations of each sweep in the seed's figures, labelled, the base model first."""
+    base = {r["language"]: r for r in rows if not r["rank"]}
+    find = {(r["language"], r["rank"], r["size"]): r for r in rows}
+    panels = {}
+    if settings.sweep in ("rank", "all"):
+        panels["rank"] = [("base", base.get("python"))] + [
+            (f"rank {k}", find.get(("python", k, settings.rank_size))) for k in settings.ranks]  # fmt: skip
+    if settings.sweep in ("scale", "all"):
+        panels["scale"] = [("base", base.get("python"))] + [
+            (f"size {n}", find.get(("python", 16, n))) for n in settings.sizes]  # fmt: skip
+    if settings.sweep in ("lang", "all"):
+        panels["lang"] = [(f"{lang} base", base.get(lang)) for lang in settings.languages] + [
+            (lang, find.get((lang, 16, settings.lang_size))) for lang in settings.languages]  # fmt: skip
+    return {name: [(label, row) for label, row in items if row] for name, items in panels.items()}
+
+
+def write_figures(settings, rows: list[dict], directory) -> list:
+    """Seed 001's figure per sweep: BLEU and syntax pass rate side by side, with 95% error bars."""
+    from slmlab.report.figures import plt, save_figure
+
+    written = []
+    for name, items in _panels(settings, rows).items():
+        labels = [label for label, _ in items]
+        fig, (bleu_ax, syntax_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+        bleu = [r["bleu"] for _, r in items]
+        bleu_err = [
+            [r["bleu"] - r["bleu_low"] for _, r in items],
+            [r["bleu_high"] - r["bleu"] for _, r in items],
+        ]
+        bleu_ax.bar(labels, bleu, yerr=bleu_err, capsize=4, color="#1565c0")
+        bleu_ax.set(ylabel="BLEU", title=f"{name}: BLEU (95% bootstrap)")
+        syntax = [r["syntax_pass"] if r["syntax_pass"] not in (None, "") else 0.0 for _, r in items]
+        syntax_err = [[s - (r["syntax_low"] or 0) for s, (_, r) in zip(syntax, items, strict=True)],
+                      [(r["syntax_high"] or 0) - s for s, (_, r) in zip(syntax, items, strict=True)]]  # fmt: skip
+        syntax_ax.bar(labels, syntax, yerr=syntax_err, capsize=4, color="#2e7d32")
+        syntax_ax.set(
+            ylabel="syntax pass rate", ylim=(0, 1.05), title=f"{name}: syntax (real checker, Wilson 95%)"
+        )
+        for ax in (bleu_ax, syntax_ax):
+            ax.tick_params(axis="x", labelrotation=30)
+        written += save_figure(fig, directory, f"sweep_{name}")
+    return written
+
+
+def write_sweep_report(settings, records: list[dict]):
+    """results figures and report.html in <out>/report."""
+    import json
+    from html import escape
+    from pathlib import Path
+
+    from slmlab.atomic import write_text_atomic
+    from slmlab.report.html import html_table, inline_figures, page
+    from slmlab.studies.lora import csv_row
+
+    directory = Path(settings.out) / "report"
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [csv_row(r) for r in records]
+    write_figures(settings, rows, directory)
+    examples = "".join(
+        f"<details><summary>{escape(r['language'])} rank {r['rank'] or 'base'} size {r['size']}: "
+        f"{escape(s['syntax'])} {escape(s.get('message', ''))}</summary><pre>{escape(s['prompt'] + s['generated'])}</pre>"
+        f"<p>reference</p><pre>{escape(s['reference'])}</pre></details>"
+        for r in records for s in r["scores"]["samples"][:3]
+    )  # fmt: skip
+    correlations = [[r["language"], str(r["rank"] or "base"), str(r["size"]),
+                     "-" if r["scores"]["bleu_vs_syntax"]["r"] is None else f"{r['scores']['bleu_vs_syntax']['r']:+.2f}",
+                     "-" if r["scores"]["bleu_vs_syntax"]["p_value"] is None else f"{r['scores']['bleu_vs_syntax']['p_value']:.3g}"]
+                    for r in records]  # fmt: skip
+    html = page(f"LoRA sweep: {settings.sweep}", [
+        f"<h1>LoRA sweep <code>{escape(settings.sweep)}</code> on {escape(settings.model)}</h1>",
+        "<h2>Trials</h2>" + html_table(HEADERS, sweep_rows(rows)),
+        "<p>Syntax pass rates count checked samples only (the checker per language is in results.json); an "
+        "empty body counts as invalid. Intervals: bootstrap for BLEU, Wilson for rates.</p>",
+        "<h2>Does BLEU track valid code?</h2>" + html_table(["language", "rank", "size", "r (sentence BLEU vs valid)", "p"], correlations),
+        "<h2>Figures</h2>" + inline_figures(sorted(directory.glob("*.svg"))),
+        "<h2>Examples</h2>" + examples,
+        "<h2>Configuration</h2><pre>" + escape(json.dumps(settings.model_dump(), indent=2)) + "</pre>",
+    ])  # fmt: skip
+    write_text_atomic(directory / "report.html", html)
+    return directory

@@ -244,4 +244,7 @@ def run_study(config: LoraStudyConfig, console: Console) -> list[dict]:
         writer.writeheader()
         writer.writerows(csv_row(r) for r in records)
     write_text_atomic(out / f"results_{config.sweep}.json", json.dumps(records, indent=2))
+    from slmlab.report.lora import write_sweep_report
+
+    write_sweep_report(config, records)
     return records
