@@ -42,6 +42,13 @@ class RunSummary:
     def pass_at_k(self):
         return pass_at_k_summary(self.by_task, ks=self.ks) if self.by_task else {}
 
+    def pass_at_1_record(self) -> dict:
+        """pass@1 with its interval and the outcome counts, as the studies store them."""
+        passk = self.pass_at_k().get(1)
+        return {"tasks": len(self.by_task), "pass_at_1": passk.value if passk else None,
+                "interval": [passk.low, passk.high] if passk else None,
+                "outcomes": {status: count for status, count, _ in self.outcome_rates()}}  # fmt: skip
+
     def outcome_rates(self) -> list[tuple[str, int, object]]:
         """(status, count, Rate) in the taxonomy's order, statuses that occurred only."""
         total = self.checked

@@ -220,11 +220,7 @@ def _minibench(config: CollapseConfig, train_config, console: Console) -> dict |
                              top_k=config.top_k, max_new_tokens=config.minibench_max_new_tokens, dtype="float32",
                              k=[1], batch_size=config.batch_size, out=str(Path(config.out) / "store"))  # fmt: skip
     result = run_eval(eval_config, console, show_summary=False)
-    s = result.summary
-    passk = s.pass_at_k().get(1)
-    return {"run_id": result.run_id, "tasks": len(s.by_task), "pass_at_1": passk.value if passk else None,
-            "interval": [passk.low, passk.high] if passk else None,
-            "outcomes": {status: count for status, count, _ in s.outcome_rates()}}  # fmt: skip
+    return {"run_id": result.run_id, **result.summary.pass_at_1_record()}
 
 
 def _compare(study: CollapseStudy) -> list[dict]:

@@ -168,10 +168,7 @@ def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict
                                  batch_size=config.batch_size, data_dir=config.data_dir,
                                  out=str(Path(config.out) / "store"))  # fmt: skip
         summary = run_eval(eval_config, console, show_summary=False).summary
-        passk = summary.pass_at_k().get(1)
-        results[benchmark] = {"tasks": len(summary.by_task), "pass_at_1": passk.value if passk else None,
-                              "interval": [passk.low, passk.high] if passk else None,
-                              "outcomes": {s: c for s, c, _ in summary.outcome_rates()}}  # fmt: skip
+        results[benchmark] = summary.pass_at_1_record()
     return results
 
 
