@@ -387,7 +387,7 @@ def study_collapse(
 @study_app.command("lora")
 def study_lora(
     sweep: Annotated[
-        str | None, typer.Option(help="rank, scale, lang or all (default: the config's, all)")
+        str | None, typer.Option(help="rank, scale, lang, curriculum or all (default: the config's, all)")
     ] = None,
     config: Annotated[
         str | None,
@@ -395,14 +395,53 @@ def study_lora(
     ] = None,
     out: Annotated[str | None, typer.Option(help="folder of the pairs, trials, store and results")] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
+    parallel: Annotated[
+        int | None, typer.Option(help="trials at once, each in its own process (default: the config's)")
+    ] = None,
 ) -> None:
     """Seed 001: LoRA sweeps over rank, data size and language with real syntax checkers, BLEU and
     CodeBLEU with intervals, and executed pass@1; the base model as a baseline. Resumes."""
     from slmlab.report.lora import print_sweep
     from slmlab.studies.lora import load_study_config, run_study
 
-    settings = load_study_config(config, {"sweep": sweep, "out": out, "data_dir": data_dir})
+    settings = load_study_config(
+        config, {"sweep": sweep, "out": out, "data_dir": data_dir, "parallel": parallel}
+    )
     print_sweep(console, settings, run_study(settings, console))
+
+
+@study_app.command("budget")
+def study_budget(
+    phase: Annotated[str, typer.Option(help="1, 1b, 2-prepare, 2-analyze, 3 or all")] = "all",
+    model: Annotated[str | None, typer.Option(help="model name (default: the config's)")] = None,
+    num_samples: Annotated[
+        int | None, typer.Option(help="the first N problems (default: the config's)")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="'default' (Qwen2.5-Coder-0.5B, 2 CPU cores), 'full' (seed size, GPU) or a YAML file"
+        ),
+    ] = None,
+    benchmark: Annotated[
+        str | None,
+        typer.Option(help="gsm8k, or a code benchmark for pass@1 vs budget (humaneval, mbpp-test, ...)"),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="folder of the store, results, annotations and figures")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="folder holding gsm8k/ and mbpp/ (default: $SLMLAB_DATA)")
+    ] = None,
+) -> None:
+    """Seed 002: accuracy vs generation budget on GSM8K (or pass@1 on code), the cliff, solution
+    structure and annotated errors. Each sample is generated once and read at every budget. Resumes."""
+    from slmlab.report.budget import print_study
+    from slmlab.studies.budget import load_study_config, run_study
+
+    settings = load_study_config(config, {"model": model, "num_samples": num_samples, "benchmark": benchmark,
+                                          "out": out, "data_dir": data_dir})  # fmt: skip
+    print_study(console, settings, run_study(settings, phase, console))
 
 
 app.add_typer(train_app, name="train")

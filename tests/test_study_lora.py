@@ -8,7 +8,16 @@ import csv
 import pytest
 from rich.console import Console
 
-from slmlab.studies.lora import LoraStudyConfig, load_study_config, plan_trials, run_study
+from slmlab.store import Store
+from slmlab.studies.lora import (
+    STORE_NAME,
+    LoraStudyConfig,
+    compare_trials,
+    load_study_config,
+    plan_trials,
+    planned_comparisons,
+    run_study,
+)
 from slmlab.train.lora import LoraSettings
 from tests.tiny import save_tiny_model
 
@@ -32,24 +41,30 @@ def _sources(root):
 
 def test_sweeps_plan_their_trials_with_baselines():
     config = LoraStudyConfig(sweep="rank", ranks=[4, 16], rank_size=10)
-    assert plan_trials(config) == [{"language": "python", "rank": 0, "size": 0},
-                                   {"language": "python", "rank": 4, "size": 10},
-                                   {"language": "python", "rank": 16, "size": 10}]  # fmt: skip
+    assert plan_trials(config) == [{"language": "python", "rank": 0, "size": 0, "curriculum": False},
+                                   {"language": "python", "rank": 4, "size": 10, "curriculum": False},
+                                   {"language": "python", "rank": 16, "size": 10, "curriculum": False}]  # fmt: skip
+    assert [(a[0], b[0]) for _, a, b in planned_comparisons(config)] == [
+        ("base", "rank 4"), ("base", "rank 16"), ("rank 4", "rank 16")]  # fmt: skip
     everything = plan_trials(LoraStudyConfig(sweep="all", rank_size=50, lang_size=50, sizes=[25, 50]))
     assert sum(t["rank"] == 0 for t in everything) == 3  # one baseline per language
     assert len(everything) == len({tuple(t.values()) for t in everything})  # (python, 16, 50) only once
+    assert sum(t["curriculum"] for t in everything) == 1  # the curriculum twin of (python, 16, 50)
+    curriculum = planned_comparisons(LoraStudyConfig(sweep="curriculum"))
+    assert [(a[0], b[0]) for _, a, b in curriculum][-1] == ("shuffled", "curriculum")
     assert load_study_config("default", {}).model == "smollm2-135m-instruct"
     assert load_study_config("full", {"sweep": "lang"}).sweep == "lang"
 
 
 @pytest.mark.slow
-def test_the_study_scores_every_trial_and_resumes(tmp_path):
+def test_the_study_scores_every_trial_stores_it_and_resumes(tmp_path):
     base = save_tiny_model(tmp_path / "base")
     config = LoraStudyConfig(model=str(base), sweep="lang", sources=_sources(tmp_path), lang_size=4, test_size=3,
                              lora=LoraSettings(rank=2, epochs=1, batch_size=2, max_length=128), max_new_tokens=12,
-                             mbpp=False, out=str(tmp_path / "out"))  # fmt: skip
+                             mbpp=False, parallel=2, out=str(tmp_path / "out"))  # fmt: skip
     log = tmp_path / "log.txt"
-    records = run_study(config, Console(file=open(log, "w")))
+    study = run_study(config, Console(file=open(log, "w")))
+    records = study["trials"]
     assert [(r["language"], r["rank"]) for r in records] == [
         ("python", 0), ("java", 0), ("javascript", 0), ("python", 16), ("java", 16), ("javascript", 16)]  # fmt: skip
     for record in records:
@@ -62,20 +77,52 @@ def test_the_study_scores_every_trial_and_resumes(tmp_path):
     assert {c for r in records for c in r["scores"]["syntax_checker"]} & {"python-compile"}
     assert records[0]["training"] is None and records[3]["training"]["examples"] == 4
     assert records[0]["execution"]["minibench"]["tasks"] == 20
+    assert "trial 6/6 done" in log.read_text()
+    # Each tuned model is tested against its language's base on the same functions.
+    assert [(c["a"], c["b"]) for c in study["comparisons"]] == [
+        ("python base", "python"), ("java base", "java"), ("javascript base", "javascript")]  # fmt: skip
+    for comparison in study["comparisons"]:
+        assert comparison["bleu"]["brief"].endswith("significant") and 0 <= comparison["bleu"]["p_value"] <= 1
     rows = list(csv.DictReader(open(tmp_path / "out" / "results_lang.csv")))
     assert len(rows) == 6 and rows[0]["rank"] == "0"
+    # Trials are runs in the store, one sample per held-out function.
+    with Store(tmp_path / "out" / "store" / STORE_NAME) as store:
+        trials = [r for r in store.runs() if r["run_id"].startswith("lora-trial")]
+        assert len(trials) == 6 and all(r["finished"] for r in trials)
+        assert sum(r["samples"] for r in trials) == sum(r["scores"]["examples"] for r in records)
     from slmlab.report.lora import print_sweep
 
-    print_sweep(Console(file=open(tmp_path / "table.txt", "w"), width=200), config, records)
+    print_sweep(Console(file=open(tmp_path / "table.txt", "w"), width=200), config, study)
     table = (tmp_path / "table.txt").read_text()
-    assert "base" in table and "unchecked" in table and "results_lang.csv" in table
+    assert "base" in table and "unchecked" in table and "results_lang.csv" in table and "McNemar" in table
     report = (tmp_path / "out" / "report" / "report.html").read_text()
-    assert "<svg" in report and "Does BLEU track valid code?" in report
+    assert "<svg" in report and "Does BLEU track valid code?" in report and "Paired tests" in report
     assert (tmp_path / "out" / "report" / "sweep_lang.png").is_file()
 
     again = run_study(config, Console(file=open(tmp_path / "log2.txt", "w")))
-    assert [r["trial"] for r in again] == [r["trial"] for r in records]
-    assert "lora" not in (tmp_path / "log2.txt").read_text()
+    assert again["trials"] == records
+    assert "6 of 6 trials already done" in (tmp_path / "log2.txt").read_text()
+
+
+def test_paired_tests_compare_trials_on_the_same_functions():
+    def trial(name, verdicts, bodies):
+        samples = [{"id": f"f{i}", "prompt": "", "reference": "return x + 1", "generated": body, "syntax": verdict,
+                    "message": ""} for i, (verdict, body) in enumerate(zip(verdicts, bodies, strict=True))]  # fmt: skip
+        return {"trial": name, "scores": {"samples": samples}}
+
+    base = trial("base", ["invalid"] * 12, [""] * 12)
+    tuned = trial("tuned", ["valid"] * 11 + ["unchecked"], ["return x + 1"] * 12)
+    result = compare_trials(base, tuned)
+    assert (
+        result["syntax"]["functions"] == 11 and result["syntax"]["significant"]
+    )  # 11 of 11 discordant pairs
+    assert result["syntax"]["difference"] == 1.0 and result["bleu"]["significant"]
+    same = compare_trials(tuned, tuned)
+    assert (
+        not same["syntax"]["significant"]
+        and same["bleu"]["p_value"] == 1.0
+        and not same["bleu"]["significant"]
+    )
 
 
 def test_an_empty_body_is_not_valid_code():

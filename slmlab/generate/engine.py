@@ -47,6 +47,7 @@ class Generation:
     finish_reason: str  # stop | eos | length (length means truncated)
     seconds: float  # from joining the batch to finishing
     prompt_tokens: int
+    token_ids: tuple[int, ...] = ()  # the generated ids, the one that ended it included
     # With an ActivationCapture: "prompt_last" and "generated_mean" as float16 [layers, hidden], and
     # "generated" [tokens, layers, hidden] when every token is kept (see slmlab.probe.capture).
     activations: dict[str, np.ndarray] | None = None
@@ -102,6 +103,7 @@ class BatchGenerator:
         self.plain_cache = all(type(layer) is DynamicLayer for layer in probe.layers)
         self.refill = refill and self.plain_cache
         self.min_admit = max(1, self.batch_size // 8)
+        self.device = next(model.parameters()).device
         self._encoded: dict[tuple[str, bool], list[int]] = {}
 
     def _eos_ids(self) -> set[int]:
@@ -155,13 +157,17 @@ class BatchGenerator:
         encoded = [self._encoded[key] for key in prompts]
         width = max(len(ids) for ids in encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded])
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=self.device
+        )
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                          past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         # One prefill per distinct prompt, then one row per request.
-        which = torch.tensor([prompts[(r.prompt, r.add_special_tokens)] for r in requests])
+        which = torch.tensor(
+            [prompts[(r.prompt, r.add_special_tokens)] for r in requests], device=self.device
+        )
         cache.batch_select_indices(which)
         logits = out.logits[which, -1]
         mask = mask[which]
@@ -195,7 +201,7 @@ class BatchGenerator:
 
     def _step(self) -> None:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
-        out = self.model(input_ids=torch.tensor(self.last)[:, None], attention_mask=self.mask,
+        out = self.model(input_ids=torch.tensor(self.last, device=self.device)[:, None], attention_mask=self.mask,
                          position_ids=self.mask.sum(-1, keepdim=True) - 1, past_key_values=self.cache,
                          use_cache=True, logits_to_keep=1)  # fmt: skip
         self._advance(out.logits[:, -1], first=0, states=self.capture.take() if self.capture else None)
@@ -211,6 +217,7 @@ class BatchGenerator:
                 for offset, state in enumerate(states.to(torch.float16)):
                     self.token_states[first + offset].append(state)
         histories = [r.prompt_ids + r.ids for r in rows] if self.params.repetition_penalty != 1.0 else None
+        logits = logits.float().cpu()  # each row samples with its own CPU generator
         chosen = next_tokens(logits, self.params, self.processors, histories, [r.generator for r in rows])
         finished = []
         for offset, (row, token) in enumerate(zip(rows, chosen, strict=True)):
@@ -239,7 +246,7 @@ class BatchGenerator:
     def _finish(self, index: int, text: str, reason: str) -> None:
         row = self.rows[index]
         self.on_result(Generation(row.request.key, text, len(row.ids), reason,
-                                  round(time.monotonic() - row.started, 4), len(row.prompt_ids),
+                                  round(time.monotonic() - row.started, 4), len(row.prompt_ids), tuple(row.ids),
                                   self._activations(index)))  # fmt: skip
 
     def _activations(self, index: int) -> dict[str, np.ndarray] | None:
@@ -269,7 +276,7 @@ class BatchGenerator:
         if not keep:
             self.cache, self.mask = None, None
             return
-        index = torch.tensor(keep)
+        index = torch.tensor(keep, device=self.device)
         if self.capture is not None:
             self.first_states, self.state_sums = self.first_states[index], self.state_sums[index]
         self.cache.batch_select_indices(index)

@@ -100,3 +100,25 @@ def similarity_vs_correctness(similarities: list[float], correct: list[bool]) ->
         r, p = pointbiserialr(flags, values)
         result.update(r=float(r), p_value=float(p))
     return result
+
+
+def compare_bleu(a: list[str], b: list[str], references: list[str], alpha: float = 0.05,
+                 n_boot: int = 1000) -> dict:  # fmt: skip
+    """Is B's corpus BLEU really different from A's on the same references? sacrebleu's paired
+    bootstrap (functions resampled jointly for both), with a plain verdict."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    _check(a, references)
+    _check(b, references)
+    test = PairedTest([("A", a), ("B", b)], {"BLEU": BLEU()}, references=[references], test_type="bs",
+                      n_samples=n_boot)  # fmt: skip
+    score_a, score_b = test()[1]["BLEU"]
+    difference = score_b.score - score_a.score
+    # sacrebleu counts ties against the null, so two identical systems get its smallest p-value.
+    p_value = 1.0 if difference == 0 else float(score_b.p_value)
+    significant = p_value < alpha
+    return {"a": score_a.score, "b": score_b.score, "difference": difference, "p_value": p_value,
+            "significant": significant, "method": "paired bootstrap",
+            "brief": f"{difference:+.2f} BLEU, p = {p_value:.3g}: "
+                     f"{'significant' if significant else 'not significant'}"}  # fmt: skip

@@ -100,8 +100,49 @@ def _quiet_gguf_conversion() -> None:
         gguf_utils.tqdm = functools.partial(tqdm, disable=None)
 
 
-def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
-    """Resolve `name` (see resolve) and load it for generation, in eval mode."""
+QUANTIZATIONS = ("4bit",)
+
+
+def pick_device(requested: str) -> str:
+    """auto: the first CUDA GPU if torch sees one, else the CPU."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {requested} asked for, but torch sees no CUDA GPU: use --device cpu")
+    if not requested.startswith(("cpu", "cuda", "mps")):
+        raise UserError(f"unknown device '{requested}': use auto, cpu, cuda or cuda:N")
+    return requested
+
+
+def _quantization_config(quantization: str | None, device: str):
+    """bitsandbytes 4-bit (NF4, bf16 compute) for CUDA GPUs; None for full precision."""
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise UserError(
+            f"unknown quantization '{quantization}': use {', '.join(QUANTIZATIONS)} or leave it out"
+        )
+    if not device.startswith("cuda"):
+        raise UserError(
+            "4-bit loading (bitsandbytes) needs a CUDA GPU: drop the quantization option on this machine"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError("4-bit loading needs bitsandbytes: pip install bitsandbytes") from None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+    )
+
+
+def load(name: str, dtype: str = "auto", download: bool = True, device: str = "cpu",
+         quantization: str | None = None) -> LoadedModel:  # fmt: skip
+    """Resolve `name` (see resolve) and load it for generation on `device`, in eval mode."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
@@ -111,8 +152,10 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     started = time.monotonic()
     resolved = resolve(name, download=download)
     if resolved.kind == "lora":
-        return _load_adapted(resolved, dtype, download, started)
-    chosen = choose_dtype(dtype)
+        return _load_adapted(resolved, dtype, download, started, device)
+    device = pick_device(device)
+    chosen = choose_dtype(dtype, device)
+    quantize = _quantization_config(quantization, device)
     converted = False
     location = resolved.location
     if resolved.kind == "gguf":
@@ -124,7 +167,12 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
         location = str(target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, chosen))
+        if quantize is not None:
+            model = AutoModelForCausalLM.from_pretrained(
+                location, quantization_config=quantize, device_map={"": device}
+            )
+        else:
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, chosen)).to(device)
     except OSError as exc:
         raise UserError(
             f"model '{name}' could not be loaded from {location}: {str(exc).splitlines()[0]}"
@@ -135,11 +183,12 @@ def load(name: str, dtype: str = "auto", download: bool = True) -> LoadedModel:
     )
 
 
-def _load_adapted(resolved: ResolvedModel, dtype: str, download: bool, started: float) -> LoadedModel:
+def _load_adapted(resolved: ResolvedModel, dtype: str, download: bool, started: float,
+                  device: str) -> LoadedModel:  # fmt: skip
     """A LoRA adapter's base model with the adapter merged into it."""
     from slmlab.train.lora import adapter_info, apply_adapter
 
-    base = load(adapter_info(resolved.location)["base_model"], dtype=dtype, download=download)
+    base = load(adapter_info(resolved.location)["base_model"], dtype=dtype, download=download, device=device)
     model = apply_adapter(base.model, resolved.location)
     model.eval()
     return LoadedModel(resolved.name, model, base.tokenizer, resolved, base.dtype,

@@ -24,39 +24,41 @@ def _show(value, spec: str) -> str:
 
 
 def sweep_rows(rows: list[dict]) -> list[list[str]]:
-    return [[r["language"], str(r["rank"] or "base"), str(r["size"]),
+    return [[r["language"], str(r["rank"] or "base"), f"{r['size']}{', curriculum' if r['curriculum'] else ''}",
              f"{r['bleu']:.2f} [{r['bleu_low']:.2f}, {r['bleu_high']:.2f}]", f"{r['codebleu']:.3f}",
              f"{_show(r['syntax_pass'], '.0%')} [{_show(r['syntax_low'], '.0%')}, {_show(r['syntax_high'], '.0%')}]",
              f"{r['syntax_checked']} (+{r['unchecked']} unchecked)", _show(r["minibench_pass_at_1"], ".2f"),
              _show(r["mbpp_pass_at_1"], ".2f")] for r in rows]  # fmt: skip
 
 
-def print_sweep(console: Console, settings, records: list[dict]) -> None:
+COMPARISON_HEADERS = ["sweep", "A", "B", "syntax pass B - A (McNemar)", "BLEU B - A (paired bootstrap)"]
+
+
+def comparison_rows(comparisons: list[dict]) -> list[list[str]]:
+    return [[c["sweep"], c["a"], c["b"], c["syntax"]["brief"] if c["syntax"] else "- (unchecked)", c["bleu"]["brief"]]
+            for c in comparisons]  # fmt: skip
+
+
+def print_sweep(console: Console, settings, study: dict) -> None:
     from pathlib import Path
 
     from slmlab.studies.lora import csv_row
 
     print_table(console, f"LoRA sweep: {settings.sweep} ({settings.model})", HEADERS,
-                sweep_rows([csv_row(r) for r in records]))  # fmt: skip
+                sweep_rows([csv_row(r) for r in study["trials"]]))  # fmt: skip
+    print_table(console, "Paired tests on the same held-out functions", COMPARISON_HEADERS,
+                comparison_rows(study["comparisons"]))  # fmt: skip
     console.print(f"results: {Path(settings.out) / f'results_{settings.sweep}.csv'}")
     console.print(f"report: {Path(settings.out) / 'report' / 'report.html'}")
 
 
 def _panels(settings, rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
-    """The configurations of each sweep in the seed's figures, labelled, the base model first."""
-    base = {r["language"]: r for r in rows if not r["rank"]}
-    find = {(r["language"], r["rank"], r["size"]): r for r in rows}
-    panels = {}
-    if settings.sweep in ("rank", "all"):
-        panels["rank"] = [("base", base.get("python"))] + [
-            (f"rank {k}", find.get(("python", k, settings.rank_size))) for k in settings.ranks]  # fmt: skip
-    if settings.sweep in ("scale", "all"):
-        panels["scale"] = [("base", base.get("python"))] + [
-            (f"size {n}", find.get(("python", 16, n))) for n in settings.sizes]  # fmt: skip
-    if settings.sweep in ("lang", "all"):
-        panels["lang"] = [(f"{lang} base", base.get(lang)) for lang in settings.languages] + [
-            (lang, find.get((lang, 16, settings.lang_size))) for lang in settings.languages]  # fmt: skip
-    return {name: [(label, row) for label, row in items if row] for name, items in panels.items()}
+    """The rows of each sweep's figure, labelled, the base model first."""
+    from slmlab.studies.lora import sweep_panels
+
+    find = {(r["language"], r["rank"], r["size"], r["curriculum"]): r for r in rows}
+    return {name: [(label, find[key]) for label, trial in items if (key := tuple(trial.values())) in find]
+            for name, items in sweep_panels(settings).items()}  # fmt: skip
 
 
 def write_figures(settings, rows: list[dict], directory) -> list:
@@ -87,7 +89,7 @@ def write_figures(settings, rows: list[dict], directory) -> list:
     return written
 
 
-def write_sweep_report(settings, records: list[dict]):
+def write_sweep_report(settings, study: dict):
     """results figures and report.html in <out>/report."""
     import json
     from html import escape
@@ -99,6 +101,7 @@ def write_sweep_report(settings, records: list[dict]):
 
     directory = Path(settings.out) / "report"
     directory.mkdir(parents=True, exist_ok=True)
+    records = study["trials"]
     rows = [csv_row(r) for r in records]
     write_figures(settings, rows, directory)
     examples = "".join(
@@ -116,6 +119,9 @@ def write_sweep_report(settings, records: list[dict]):
         "<h2>Trials</h2>" + html_table(HEADERS, sweep_rows(rows)),
         "<p>Syntax pass rates count checked samples only (the checker per language is in results.json); an "
         "empty body counts as invalid. Intervals: bootstrap for BLEU, Wilson for rates.</p>",
+        "<h2>Paired tests</h2><p>Trials scored on the same held-out functions, B against A: exact McNemar on "
+        "each function's syntax validity, sacrebleu's paired bootstrap on corpus BLEU; significant at alpha = 0.05.</p>"
+        + html_table(COMPARISON_HEADERS, comparison_rows(study["comparisons"])),
         "<h2>Does BLEU track valid code?</h2>" + html_table(["language", "rank", "size", "r (sentence BLEU vs valid)", "p"], correlations),
         "<h2>Figures</h2>" + inline_figures(sorted(directory.glob("*.svg"))),
         "<h2>Examples</h2>" + examples,

@@ -1,24 +1,32 @@
 """Seed 001 as one command: LoRA sweeps over rank, data size and language, with honest checks.
 
 Trials: `rank` (Python, each rank at `rank_size` examples), `scale` (Python, rank 16, each size),
-`lang` (each language at `lang_size`), `all` (their union), plus the base model as a zero-training
-baseline per language. Each trial trains an adapter on function pairs cut from real code (nested
+`lang` (each language at `lang_size`), `curriculum` (Python, rank 16 at `rank_size`, shuffled vs
+simple-to-complex order), `all` (their union), plus the base model as a zero-training baseline per
+language. Each trial trains an adapter on function pairs cut from real code (nested
 sizes: 50 examples are the first 50 of 150), generates bodies for the same held-out documented
 headers, and scores them: BLEU and CodeBLEU with bootstrap intervals, the syntax pass rate from the
 execution engine's real checker per language (javac, node, compile; `unchecked` is reported and left
 out of the rate), the correlation between sentence BLEU and syntactic validity, and for Python the
-mini benchmark and MBPP's test split executed in the sandbox (pass@1, outcome taxonomy). Each
-trial's record keeps its settings, metrics, time, peak memory and package versions; finished trials
-are read back, so an interrupted sweep resumes.
+mini benchmark and MBPP's test split executed in the sandbox (pass@1, outcome taxonomy). Trials run
+`parallel` at a time, each in a fresh process (so its peak memory is its own) on its share of the
+cores. Each trial is a run in the store (kind `lora-trial`): its settings, metrics, time, peak memory
+and package versions, one sample per held-out function; finished trials are read back, so an
+interrupted sweep resumes. Within each sweep, trials on the same held-out functions are compared
+pairwise (McNemar on syntax validity, paired bootstrap on BLEU) with a plain verdict.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -27,12 +35,13 @@ from rich.console import Console
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
-from slmlab.store import run_key
+from slmlab.store import SampleRow, Store, run_key
 from slmlab.studies.configs import load_config
 from slmlab.train.lora import LoraSettings
 
 BUILTIN_CONFIGS = {"default": "lora.yaml", "full": "lora-full.yaml"}
-SWEEPS = ("rank", "scale", "lang", "all")
+SWEEPS = ("rank", "scale", "lang", "curriculum", "all")
+STORE_NAME = "slmlab.db"  # the eval pipeline's store file: trials and their eval runs side by side
 LANGUAGES = ("python", "java", "javascript")
 PACKAGES = ("torch", "transformers", "peft", "sacrebleu", "codebleu", "slmlab")
 
@@ -41,7 +50,7 @@ class LoraStudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "smollm2-135m-instruct"
-    sweep: Literal["rank", "scale", "lang", "all"] = "all"
+    sweep: Literal["rank", "scale", "lang", "curriculum", "all"] = "all"
     sources: dict[str, list[str]] = Field(
         default_factory=lambda: {"python": ["python:stdlib"], "java": ["java"], "javascript": ["js:lodash"]}
     )
@@ -58,6 +67,7 @@ class LoraStudyConfig(BaseModel):
     mbpp: bool = True  # Python trials also run MBPP's test split (from data_dir or $SLMLAB_DATA)
     mbpp_limit: int | None = Field(20, ge=1)  # MBPP test tasks executed per Python trial; None: all 500
     minibench: bool = True
+    parallel: int = Field(1, ge=1)  # trials at once, each in its own process on cores / parallel threads
     data_dir: str | None = None
     out: str = "slmlab-runs/studies/lora"
 
@@ -66,22 +76,52 @@ def load_study_config(name_or_path: str | None, overrides: dict) -> LoraStudyCon
     return load_config(name_or_path, BUILTIN_CONFIGS, LoraStudyConfig, overrides, "model: ..., sweep: ...")
 
 
+def _trial(language: str, rank: int = 0, size: int = 0, curriculum: bool = False) -> dict:
+    return {"language": language, "rank": rank, "size": size, "curriculum": curriculum}
+
+
+def sweep_panels(config: LoraStudyConfig) -> dict[str, list[tuple[str, dict]]]:
+    """Each sweep's trials, labelled, in the order of seed 001's figures; the base model first."""
+    sweeps = ("rank", "scale", "lang", "curriculum") if config.sweep == "all" else (config.sweep,)
+    base = _trial("python")
+    panels = {
+        "rank": [("base", base)] + [(f"rank {k}", _trial("python", k, config.rank_size)) for k in config.ranks],
+        "scale": [("base", base)] + [(f"size {n}", _trial("python", 16, n)) for n in config.sizes],
+        "lang": [(f"{lang} base", _trial(lang)) for lang in config.languages]
+        + [(lang, _trial(lang, 16, config.lang_size)) for lang in config.languages],
+        "curriculum": [("base", base), ("shuffled", _trial("python", 16, config.rank_size)),
+                       ("curriculum", _trial("python", 16, config.rank_size, curriculum=True))],
+    }  # fmt: skip
+    return {name: panels[name] for name in sweeps}
+
+
 def plan_trials(config: LoraStudyConfig) -> list[dict]:
-    """Every (language, rank, size) the sweep needs, baselines (rank 0) first, without repeats."""
-    wanted = []
-    if config.sweep in ("rank", "all"):
-        wanted += [("python", rank, config.rank_size) for rank in config.ranks]
-    if config.sweep in ("scale", "all"):
-        wanted += [("python", 16, size) for size in config.sizes]
-    if config.sweep in ("lang", "all"):
-        wanted += [(language, 16, config.lang_size) for language in config.languages]
-    languages = sorted({language for language, _, _ in wanted}, key=LANGUAGES.index)
-    trials = [{"language": language, "rank": 0, "size": 0} for language in languages]
-    for language, rank, size in wanted:
-        trial = {"language": language, "rank": rank, "size": size}
+    """Every trial the sweep needs, baselines (rank 0) first, without repeats."""
+    trials = []
+    for trial in sorted(
+        (t for items in sweep_panels(config).values() for _, t in items), key=lambda t: t["rank"] > 0
+    ):
         if trial not in trials:
             trials.append(trial)
     return trials
+
+
+def planned_comparisons(config: LoraStudyConfig) -> list[tuple[str, tuple[str, dict], tuple[str, dict]]]:
+    """(sweep, A, B) pairs worth testing: every trial against its language's base model, and
+    neighbours within a sweep (rank 4 vs 16, size 50 vs 100, shuffled vs curriculum)."""
+    planned, seen = [], set()
+    for name, items in sweep_panels(config).items():
+        if name == "lang":
+            pairs = [(a, b) for a in items for b in items if not a[1]["rank"] and b[1]["rank"]
+                     and a[1]["language"] == b[1]["language"]]  # fmt: skip
+        else:
+            pairs = [(items[0], item) for item in items[1:]] + list(pairwise(items[1:]))
+        for a, b in pairs:
+            key = json.dumps([a[1], b[1]], sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                planned.append((name, a, b))
+    return planned
 
 
 def _pairs(config: LoraStudyConfig, language: str, size: int, console: Console):
@@ -120,7 +160,8 @@ def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig)
     from slmlab.train.examples import function_source, pair_example, trim_body
     from slmlab.train.quality import sample_completions
 
-    examples = [e for e in map(pair_example, test_pairs) if e is not None]
+    kept = [(pair.id, e) for pair in test_pairs if (e := pair_example(pair)) is not None]
+    ids, examples = [i for i, _ in kept], [e for _, e in kept]
     params = SamplingParams(temperature=0.0, max_new_tokens=config.max_new_tokens)
     generated = sample_completions(model, tokenizer, [p for p, _ in examples], params, 1, config.batch_size)
     bodies = [trim_body(texts[0], language) for texts in generated]
@@ -144,8 +185,8 @@ def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig)
         "bleu_vs_syntax": similarity_vs_correctness(
             [s for s, v in zip(sentence, verdicts, strict=True) if v.status != "unchecked"], [v.ok for v in checked]),
         "empty_bodies": sum(not _has_code(b) for b in bodies),
-        "samples": [{"prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
-                    for (p, r), b, v in zip(examples, bodies, verdicts, strict=True)],
+        "samples": [{"id": i, "prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
+                    for i, (p, r), b, v in zip(ids, examples, bodies, verdicts, strict=True)],
     }  # fmt: skip
 
 
@@ -172,48 +213,118 @@ def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict
     return results
 
 
+def trial_identity(config: LoraStudyConfig, trial: dict) -> dict:
+    """What makes a trial's result: its store run is keyed on this."""
+    return {**trial, "model": config.model, "lora": config.lora.model_dump(exclude={"curriculum"}),
+            "benchmark": f"{trial['language']} held-out functions", "test": config.test_size,
+            "max_lines": config.max_lines, "tokens": config.max_new_tokens, "scoring": 3}  # fmt: skip
+
+
+def _stored_record(store: Store, run_id: str) -> dict | None:
+    """A finished trial's record from the store (its samples are rows, the rest one metric)."""
+    record = store.metrics(run_id).get("record")
+    if record is None:
+        return None
+    record["scores"]["samples"] = [
+        {"id": row.task_id, "prompt": row.prompt, "reference": row.generation["reference"],
+         "generated": row.completion, "syntax": row.outcome["status"], "message": row.outcome["message"]}
+        for row in store.samples(run_id)]  # fmt: skip
+    return record
+
+
+def _store_record(store: Store, run_id: str, record: dict) -> None:
+    """Samples first and the record last: a trial counts as done only once its record is there."""
+    samples = record["scores"]["samples"]
+    for sample in samples:
+        store.add_sample(run_id, SampleRow(sample["id"], 0, None, sample["prompt"], sample["generated"],
+                                           {"reference": sample["reference"]},
+                                           {"status": sample["syntax"], "message": sample["message"]}))  # fmt: skip
+    store.set_metric(
+        run_id, "record", {**record, "scores": {k: v for k, v in record["scores"].items() if k != "samples"}}
+    )
+    store.finish_run(run_id)
+
+
 def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
-    """Train (unless baseline), score and record one trial; a recorded trial is read back."""
+    """Train (unless baseline), score and store one trial; a stored trial is read back."""
     from slmlab.models.load import load
     from slmlab.train.examples import pair_example
     from slmlab.train.lora import train_lora
     from slmlab.train.pairs import curriculum_order
 
-    key = run_key("lora-trial", {**trial, "model": config.model, "lora": config.lora.model_dump(),
-                                 "test": config.test_size, "tokens": config.max_new_tokens, "scoring": 2})  # fmt: skip
-    folder = Path(config.out) / "trials" / key
-    record_path = folder / "trial.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        run_id, _ = store.open_run("lora-trial", trial_identity(config, trial))
+        if (record := _stored_record(store, run_id)) is not None:
+            return record
+    folder = Path(config.out) / "trials" / run_id
     language, rank, size = trial["language"], trial["rank"], trial["size"]
-    largest = max([config.rank_size, config.lang_size, *config.sizes])
-    pairs = _pairs(config, language, largest, console)
+    pairs = _pairs(config, language, _largest(config), console)
     started = time.monotonic()
     training = None
     model_name = config.model
     if rank:
         train = pairs.train[:size]
-        ordered = curriculum_order(train) if config.lora.curriculum else train
-        examples = [e for e in map(pair_example, ordered) if e is not None]
-        console.print(f"[bold]lora[/bold] {language} rank {rank}, {len(examples)} examples")
-        settings = config.lora.model_copy(update={"rank": rank})
+        examples = [
+            e for e in map(pair_example, curriculum_order(train) if trial["curriculum"] else train) if e
+        ]
+        order = "simple to complex" if trial["curriculum"] else "shuffled"
+        console.print(f"[bold]lora[/bold] {language} rank {rank}, {len(examples)} examples, {order}")
+        settings = config.lora.model_copy(update={"rank": rank, "curriculum": trial["curriculum"]})
         training = train_lora(config.model, examples, settings, folder / "adapter").to_dict()
         model_name = f"lora:{folder / 'adapter'}"
     else:
         console.print(f"[bold]baseline[/bold] {language}: {config.model} without fine-tuning")
     loaded = load(model_name, dtype="float32")
-    record = {"trial": key, **trial, "model": config.model, "training": training,
+    record = {"trial": run_id, **trial, "model": config.model, "training": training,
               "scores": _score(loaded.model, loaded.tokenizer, language, pairs.test, config)}  # fmt: skip
     if language == "python":
         record["execution"] = _execute(model_name, config, console)
     record.update(seconds=round(time.monotonic() - started, 1), versions=_versions(),
                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(record_path, json.dumps(record, indent=2))
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        _store_record(store, run_id, record)
     return record
 
 
-CSV_FIELDS = ["language", "rank", "size", "bleu", "bleu_low", "bleu_high", "codebleu", "syntax_pass",
+def _largest(config: LoraStudyConfig) -> int:
+    return max([config.rank_size, config.lang_size, *config.sizes])
+
+
+def _trial_process(config_json: str, trial: dict, threads: int) -> str:
+    """In a fresh worker process: one trial on `threads` cores."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_trial(LoraStudyConfig.model_validate_json(config_json), trial, Console())["trial"]
+
+
+def _label(trial: dict) -> str:
+    order = ", curriculum" if trial["curriculum"] else ""
+    return f"{trial['language']} {'rank ' + str(trial['rank']) if trial['rank'] else 'base'} size {trial['size']}{order}"
+
+
+def compare_trials(a: dict, b: dict) -> dict:
+    """Paired tests of trial B against trial A on the held-out functions both scored."""
+    from slmlab.metrics.compare import compare_runs
+    from slmlab.metrics.textsim import compare_bleu
+
+    samples_a = {s["id"]: s for s in a["scores"]["samples"]}
+    samples_b = {s["id"]: s for s in b["scores"]["samples"]}
+    shared = [i for i in samples_a if i in samples_b]
+    checked = [i for i in shared if "unchecked" not in (samples_a[i]["syntax"], samples_b[i]["syntax"])]
+    syntax = None
+    if checked:
+        test = compare_runs({i: [samples_a[i]["syntax"] == "valid"] for i in checked},
+                            {i: [samples_b[i]["syntax"] == "valid"] for i in checked})  # fmt: skip
+        syntax = {"difference": test.difference, "interval": [test.diff_low, test.diff_high], "p_value": test.p_value,
+                  "significant": test.significant, "method": test.method, "functions": test.n_tasks,
+                  "brief": test.brief()}  # fmt: skip
+    bleu = compare_bleu([samples_a[i]["generated"] for i in shared], [samples_b[i]["generated"] for i in shared],
+                        [samples_a[i]["reference"] for i in shared])  # fmt: skip
+    return {"a_trial": a["trial"], "b_trial": b["trial"], "syntax": syntax, "bleu": bleu}
+
+
+CSV_FIELDS = ["language", "rank", "size", "curriculum", "bleu", "bleu_low", "bleu_high", "codebleu", "syntax_pass",
               "syntax_low", "syntax_high", "syntax_checked", "unchecked", "minibench_pass_at_1",
               "mbpp_pass_at_1", "bleu_syntax_r", "train_seconds", "peak_rss_mb", "trial"]  # fmt: skip
 
@@ -223,7 +334,7 @@ def csv_row(record: dict) -> dict:
     syntax = s["syntax_pass"] or {"value": None, "interval": [None, None], "checked": 0}
     execution = record.get("execution", {})
     return {"language": record["language"], "rank": record["rank"], "size": record["size"],
-            "bleu": s["bleu"]["value"], "bleu_low": s["bleu"]["interval"][0], "bleu_high": s["bleu"]["interval"][1],
+            "curriculum": record["curriculum"], "bleu": s["bleu"]["value"], "bleu_low": s["bleu"]["interval"][0], "bleu_high": s["bleu"]["interval"][1],
             "codebleu": s["codebleu"]["value"], "syntax_pass": syntax["value"], "syntax_low": syntax["interval"][0],
             "syntax_high": syntax["interval"][1], "syntax_checked": syntax["checked"], "unchecked": s["unchecked"],
             "minibench_pass_at_1": execution.get("minibench", {}).get("pass_at_1"),
@@ -233,15 +344,56 @@ def csv_row(record: dict) -> dict:
             "trial": record["trial"]}  # fmt: skip
 
 
-def run_study(config: LoraStudyConfig, console: Console) -> list[dict]:
-    records = [run_trial(config, trial, console) for trial in plan_trials(config)]
+def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -> None:
+    """Run the trials not in the store yet, `parallel` at a time, each in a fresh process."""
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        todo = [
+            t
+            for t in trials
+            if _stored_record(store, run_key("lora-trial", trial_identity(config, t))) is None
+        ]
+    console.print(f"{len(trials) - len(todo)} of {len(trials)} trials already done")
+    if not todo:
+        return
+    for language in dict.fromkeys(t["language"] for t in todo):  # made once, before the workers share them
+        _pairs(config, language, _largest(config), console)
+    workers = min(config.parallel, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: a forked copy of a process that already ran torch's thread pool can deadlock;
+    # one trial per process: its peak memory is then its own, and its memory is given back.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_trial_process, config.model_dump_json(), t, threads): t for t in todo}
+        for done, future in enumerate(as_completed(futures), 1):
+            try:
+                future.result()
+            except Exception as exc:
+                pool.shutdown(cancel_futures=True)
+                if isinstance(exc, UserError):
+                    raise
+                raise UserError(f"trial {_label(futures[future])} failed ({type(exc).__name__}: {exc}); finished "
+                                "trials are kept: run the same command again to go on") from exc  # fmt: skip
+            console.print(f"trial {done}/{len(todo)} done: {_label(futures[future])}")
+
+
+def run_study(config: LoraStudyConfig, console: Console) -> dict:
+    """Every trial of the sweep (run or read back), their paired comparisons, and the outputs."""
+    trials = plan_trials(config)
+    _run_trials(config, trials, console)
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        records = [_stored_record(store, run_key("lora-trial", trial_identity(config, t))) for t in trials]
+    by_trial = {json.dumps(t, sort_keys=True): r for t, r in zip(trials, records, strict=True)}
+    comparisons = [{"sweep": sweep, "a": label_a, "b": label_b,
+                    **compare_trials(by_trial[json.dumps(a, sort_keys=True)], by_trial[json.dumps(b, sort_keys=True)])}
+                   for sweep, (label_a, a), (label_b, b) in planned_comparisons(config)]  # fmt: skip
     out = Path(config.out)
     with atomic_writer(out / f"results_{config.sweep}.csv") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(csv_row(r) for r in records)
-    write_text_atomic(out / f"results_{config.sweep}.json", json.dumps(records, indent=2))
+    study = {"config": config.model_dump(), "trials": records, "comparisons": comparisons}
+    write_text_atomic(out / f"results_{config.sweep}.json", json.dumps(study, indent=2))
     from slmlab.report.lora import write_sweep_report
 
-    write_sweep_report(config, records)
-    return records
+    write_sweep_report(config, study)
+    return study

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from slmlab.atomic import write_text_atomic
 from slmlab.errors import UserError
+from slmlab.models.load import pick_device
 from slmlab.train import checkpoint as ckpt
 from slmlab.train.arch import build_model, describe
 from slmlab.train.config import TrainConfig, parse_tokenizer_spec
@@ -54,18 +55,6 @@ class TrainSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {requested} asked for, but torch sees no CUDA GPU: use --device cpu")
-    if not requested.startswith(("cpu", "cuda", "mps")):
-        raise UserError(f"unknown device '{requested}': use auto, cpu, cuda or cuda:N")
-    return requested
 
 
 def prepare_tokenizer(spec: str, train_path: Path, val_path: Path, run_dir: Path):

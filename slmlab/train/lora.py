@@ -14,7 +14,6 @@ applied and merged for generation speed.
 from __future__ import annotations
 
 import json
-import random
 import resource
 import time
 import warnings
@@ -33,7 +32,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 class LoraSettings(BaseModel):
     """Seed 001's defaults: alpha 32, dropout 0.1, 3 epochs, lr 1e-4, length 512."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)  # 32 and 32.0: one identity
 
     rank: int = Field(16, gt=0)
     alpha: float = Field(32, gt=0)
@@ -101,6 +100,7 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
     """Fine-tune an adapter for `base_model` (any slmlab model name) and save it in `out`."""
     import torch
     from peft import LoraConfig, get_peft_model
+    from transformers.trainer_pt_utils import get_length_grouped_indices
 
     from slmlab.models.load import load
     from slmlab.train.data import lm_loss
@@ -125,18 +125,24 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = list(range(len(encoded)))
-    shuffle = random.Random(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
     losses, steps = [], 0
     for _ in range(settings.epochs):
         if not settings.curriculum:
-            shuffle.shuffle(order)
+            # Shuffled, then grouped by length within each shuffle window: a batch is padded to its
+            # longest example, and random batches of code pad away about half their tokens.
+            order = get_length_grouped_indices([len(ids) for ids, _ in encoded], settings.batch_size,
+                                               generator=generator)  # fmt: skip
         total, count = 0.0, 0
         for start in range(0, len(order), settings.batch_size):
-            input_ids, mask, targets = collate(
-                [encoded[i] for i in order[start : start + settings.batch_size]], pad_id
-            )
-            logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-            loss = lm_loss(logits, targets)
+            batch = [encoded[i] for i in order[start : start + settings.batch_size]]
+            input_ids, mask, targets = collate(batch, pad_id)
+            # Logits only from the first target on: the prompt's would be thrown away by the loss, and
+            # at a 49K vocabulary they are most of the step's memory.
+            first = min(prompt_length for _, prompt_length in batch) - 1
+            logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False,
+                           logits_to_keep=input_ids.shape[1] - first).logits  # fmt: skip
+            loss = lm_loss(logits, targets[:, first:])
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
