@@ -168,6 +168,9 @@ def eval_command(
         list[str] | None, typer.Option(help="a stop sequence (repeat the option for more) [benchmark's set]")
     ] = None,
     dtype: Annotated[str | None, typer.Option(help="auto, bfloat16, float16 or float32 [auto]")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N [auto: a GPU if there is one]")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="sequences generated together [64]")] = None,
     sandbox: Annotated[str | None, typer.Option(help="auto, bwrap, process or subprocess [auto]")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per program [5]")] = None,
@@ -196,7 +199,7 @@ def eval_command(
     options = _eval_options(model=model, benchmark=benchmark, n=n, limit=limit, temperature=temperature, top_p=top_p,
                             top_k=top_k, repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
                             seed=seed, prompt_mode=prompt_mode, few_shot=few_shot, sanitize=sanitize,
-                            stop=stop or None, dtype=dtype,
+                            stop=stop or None, dtype=dtype, device=device,
                             batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
                             k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out,
                             capture_layers=capture_layers, capture_tokens=capture_tokens, steer_layer=steer_layer,

@@ -296,6 +296,7 @@ def lora_train(
         bool, typer.Option(help="train simple to complex (cyclomatic complexity), unshuffled")
     ] = False,
     seed: Annotated[int, typer.Option(help="initialisation and shuffling")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
 ) -> None:
     """Fine-tune a LoRA adapter on function pairs or on a benchmark's reference solutions."""
     from slmlab.train.lora import LoraSettings, train_lora
@@ -306,7 +307,7 @@ def lora_train(
     )
     settings = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=targets, epochs=epochs, lr=lr,
                             max_length=max_length, batch_size=batch_size, curriculum=curriculum, seed=seed)  # fmt: skip
-    result = train_lora(model, examples, settings, out, _console())
+    result = train_lora(model, examples, settings, out, _console(), device=device)
     _console().print(f"adapter: {out} ({result.trainable_parameters:,} trainable of {result.total_parameters:,} "
                      f"parameters; {result.examples} examples, {result.steps} steps, {result.seconds:.0f} s, "
                      f"peak {result.peak_rss_mb:,.0f} MB); evaluate with --model lora:{out}")  # fmt: skip

@@ -144,3 +144,16 @@ def test_smollm2_gguf_is_converted_once_then_loads_fast():
     ids = tokenizer("def add(a, b):", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 8
+
+
+def test_four_bit_loading_and_devices_are_refused_clearly_where_they_cannot_work():
+    from slmlab.models.load import _quantization_config, pick_device
+
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        _quantization_config("4bit", "cpu")
+    with pytest.raises(UserError, match="unknown quantization"):
+        _quantization_config("3bit", "cuda")
+    assert _quantization_config(None, "cpu") is None
+    assert pick_device("cpu") == "cpu"
+    with pytest.raises(UserError, match="unknown device"):
+        pick_device("tpu")

@@ -203,3 +203,30 @@ def test_bad_input_gets_one_clear_line(tmp_path):
     _one_line_error(slmlab("study", "budget", "--data-dir", str(tmp_path), "--out", out), "gsm8k/test.jsonl")
     _one_line_error(slmlab("study", "budget", "--benchmark", "humaneva", "--out", out), "humaneval")
     _one_line_error(slmlab("study", "budget", "--phase", "2-analyze", "--config", "nope.yaml"), "nope.yaml")
+
+
+@pytest.mark.slow
+def test_code_benchmarks_give_pass_at_1_by_budget_through_the_sandbox(tmp_path):
+    base = save_tiny_model(tmp_path / "base")
+    config = BudgetStudyConfig(model=str(base), benchmark="humaneval", num_samples=2, prompting="zero-shot",
+                               budgets=[4, 8], stochastic_budgets=[8], cliff_budgets=[4, 6, 8], dtype="float32",
+                               out=str(tmp_path / "out"))  # fmt: skip
+    study = run_study(config, "all", Console(file=open(tmp_path / "log.txt", "w"), width=200))
+    assert [(r["budget"], r["n"], r["accuracy"]) for r in study["phase1"]["table"]] == [
+        (4, 2, 0.0),
+        (8, 2, 0.0),
+    ]
+    assert "phase2" not in study and "phase3_structure" not in study and "phase3_cliff" in study
+    log = (tmp_path / "log.txt").read_text()
+    assert "executing" in log and "skipped on humaneval" in log
+    import json
+
+    records = json.loads(
+        (Path(config.out) / "results" / f"phase1_main_{config.label}_budget8.json").read_text()
+    )
+    assert {r["predicted"] for r in records} <= {
+        "syntax_error",
+        "runtime_error",
+        "failed_assertion",
+        "no_tests_run",
+    }

@@ -13,7 +13,7 @@ from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 
 # Fields that do not change what is generated or how it is judged: not part of the run's identity.
-PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers")
+PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device")
 
 
 class EvalConfig(BaseModel):
@@ -35,6 +35,7 @@ class EvalConfig(BaseModel):
     sanitize: bool = True  # chat answers: run only their definitions, not their usage examples
     stop: list[str] | None = None  # None: the benchmark's standard set
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = "auto"  # auto (a CUDA GPU if torch sees one), cpu, cuda, cuda:N
     batch_size: int = Field(64, ge=1, le=4096)
     sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
     timeout: float = Field(5.0, gt=0.0, le=3600.0)

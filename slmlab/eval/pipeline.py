@@ -62,7 +62,7 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
     from slmlab.tasks.prompts import build_prompt, choose_mode, completion_from_answer, few_shot_examples
 
     with console.status(f"loading {config.model}"):
-        loaded = load(config.model, dtype=config.dtype)
+        loaded = load(config.model, dtype=config.dtype, device=config.device)
     mode = choose_mode(config.prompt_mode, config.model, loaded.tokenizer)
     stops = tuple(config.stop) if config.stop is not None else default_stops(config.benchmark, mode)
     setup = {"model_location": loaded.resolved.location, "model_source": loaded.resolved.source,

@@ -181,7 +181,7 @@ class BatchGenerator:
         self.last.extend([0] * len(rows))
         states = None
         if self.capture is not None:
-            states = self.capture.take()[which]
+            states = self.capture.take()[which.cpu()]
             old = self.rows[: -len(rows)]
             self.first_states = states if not old else torch.cat([self.first_states, states])
             zeros = torch.zeros_like(states)
@@ -278,7 +278,7 @@ class BatchGenerator:
             return
         index = torch.tensor(keep, device=self.device)
         if self.capture is not None:
-            self.first_states, self.state_sums = self.first_states[index], self.state_sums[index]
+            self.first_states, self.state_sums = self.first_states[index.cpu()], self.state_sums[index.cpu()]
         self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
         # Columns that are padding in every remaining row are dead weight: drop them. Not from a

@@ -78,8 +78,9 @@ class ActivationCapture:
 
     def _hook(self, slot: int):
         def keep_newest(_module, _inputs, output) -> None:
-            # Only the newest position is kept (a copy, so the prefill's full tensor can be freed).
-            self._latest[slot] = _hidden(output)[:, -1, :].float().clone()
+            # Only the newest position is kept, copied to the CPU (so the prefill's full tensor can be
+            # freed, and a GPU run stores the same arrays).
+            self._latest[slot] = _hidden(output)[:, -1, :].float().to("cpu", copy=True)
 
         return keep_newest
 

@@ -155,8 +155,11 @@ def _items(config: BudgetStudyConfig, tokenizer) -> list[Item]:
     tasks = load_benchmark(config.benchmark, config.data_dir)[: config.num_samples]
     mode = "chat" if config.prompting == "chat" else "plain"
     shots = config.few_shot if config.prompting == "few-shot" else 0
-    return [Item(t.task_id, t.prompt, t.reference, (p := build_prompt(t, mode, tokenizer, few_shot_examples(t, tasks, shots))).text,
-                 p.chat, t) for t in tasks]  # fmt: skip
+    items = []
+    for task in tasks:
+        prompt = build_prompt(task, mode, tokenizer, few_shot_examples(task, tasks, shots))
+        items.append(Item(task.task_id, task.prompt, task.reference, prompt.text, prompt.chat, task))
+    return items
 
 
 def _check_data(config: BudgetStudyConfig) -> None:

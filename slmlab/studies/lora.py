@@ -2,8 +2,8 @@
 
 Trials: `rank` (Python, each rank at `rank_size` examples), `scale` (Python, rank 16, each size),
 `lang` (each language at `lang_size`), `curriculum` (Python, rank 16 at `rank_size`, shuffled vs
-simple-to-complex order), `all` (their union), plus the base model as a zero-training baseline per
-language. Each trial trains an adapter on function pairs cut from real code (nested
+simple-to-complex order), `all` (rank, scale and lang, seed 001's three), plus the base model as a
+zero-training baseline per language. Each trial trains an adapter on function pairs cut from real code (nested
 sizes: 50 examples are the first 50 of 150), generates bodies for the same held-out documented
 headers, and scores them: BLEU and CodeBLEU with bootstrap intervals, the syntax pass rate from the
 execution engine's real checker per language (javac, node, compile; `unchecked` is reported and left
@@ -68,6 +68,7 @@ class LoraStudyConfig(BaseModel):
     mbpp_limit: int | None = Field(20, ge=1)  # MBPP test tasks executed per Python trial; None: all 500
     minibench: bool = True
     parallel: int = Field(1, ge=1)  # trials at once, each in its own process on cores / parallel threads
+    device: str = "auto"  # training and generation: auto (a CUDA GPU if torch sees one), cpu, cuda:N
     data_dir: str | None = None
     out: str = "slmlab-runs/studies/lora"
 
@@ -82,7 +83,7 @@ def _trial(language: str, rank: int = 0, size: int = 0, curriculum: bool = False
 
 def sweep_panels(config: LoraStudyConfig) -> dict[str, list[tuple[str, dict]]]:
     """Each sweep's trials, labelled, in the order of seed 001's figures; the base model first."""
-    sweeps = ("rank", "scale", "lang", "curriculum") if config.sweep == "all" else (config.sweep,)
+    sweeps = ("rank", "scale", "lang") if config.sweep == "all" else (config.sweep,)
     base = _trial("python")
     panels = {
         "rank": [("base", base)] + [(f"rank {k}", _trial("python", k, config.rank_size)) for k in config.ranks],
@@ -206,7 +207,7 @@ def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict
     for benchmark, limit in benchmarks:
         eval_config = EvalConfig(model=model_name, benchmark=benchmark, limit=limit, prompt_mode="plain",
                                  max_new_tokens=max(config.max_new_tokens, 192), k=[1], dtype="float32",
-                                 batch_size=config.batch_size, data_dir=config.data_dir,
+                                 batch_size=config.batch_size, data_dir=config.data_dir, device=config.device,
                                  out=str(Path(config.out) / "store"))  # fmt: skip
         summary = run_eval(eval_config, console, show_summary=False).summary
         results[benchmark] = summary.pass_at_1_record()
@@ -270,11 +271,13 @@ def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
         order = "simple to complex" if trial["curriculum"] else "shuffled"
         console.print(f"[bold]lora[/bold] {language} rank {rank}, {len(examples)} examples, {order}")
         settings = config.lora.model_copy(update={"rank": rank, "curriculum": trial["curriculum"]})
-        training = train_lora(config.model, examples, settings, folder / "adapter").to_dict()
+        training = train_lora(
+            config.model, examples, settings, folder / "adapter", device=config.device
+        ).to_dict()
         model_name = f"lora:{folder / 'adapter'}"
     else:
         console.print(f"[bold]baseline[/bold] {language}: {config.model} without fine-tuning")
-    loaded = load(model_name, dtype="float32")
+    loaded = load(model_name, dtype="float32", device=config.device)
     record = {"trial": run_id, **trial, "model": config.model, "training": training,
               "scores": _score(loaded.model, loaded.tokenizer, language, pairs.test, config)}  # fmt: skip
     if language == "python":

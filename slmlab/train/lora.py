@@ -96,8 +96,8 @@ def collate(batch: list[tuple[list[int], int]], pad_id: int):
 
 
 def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraSettings, out: str | Path,
-               console=None) -> LoraResult:  # fmt: skip
-    """Fine-tune an adapter for `base_model` (any slmlab model name) and save it in `out`."""
+               console=None, device: str = "auto") -> LoraResult:  # fmt: skip
+    """Fine-tune an adapter for `base_model` (any slmlab model name) on `device` and save it in `out`."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -111,7 +111,7 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
 
     transformers_logging.disable_progress_bar()  # "Writing model shards" when the adapter is saved
     started = time.monotonic()
-    loaded = load(base_model, dtype="float32")
+    loaded = load(base_model, dtype="float32", device=device)
     tokenizer = loaded.tokenizer
     encoded = encode_examples(tokenizer, examples, settings.max_length)
     if not encoded:
@@ -136,7 +136,7 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
         total, count = 0.0, 0
         for start in range(0, len(order), settings.batch_size):
             batch = [encoded[i] for i in order[start : start + settings.batch_size]]
-            input_ids, mask, targets = collate(batch, pad_id)
+            input_ids, mask, targets = (t.to(loaded.model.device) for t in collate(batch, pad_id))
             # Logits only from the first target on: the prompt's would be thrown away by the loss, and
             # at a 49K vocabulary they are most of the step's memory.
             first = min(prompt_length for _, prompt_length in batch) - 1
