@@ -96,11 +96,11 @@ class EvalConfig(BaseModel):
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
         if self.model.startswith(("ckpt:", "lora:")):  # retrained into the same folder: a new run
-            identity["model_weights"] = _trained_weights_sha256(self.model)
+            identity["model_weights"] = trained_weights_sha256(self.model)
         return identity
 
 
-def _trained_weights_sha256(name: str) -> str:
+def trained_weights_sha256(name: str) -> str:
     from slmlab.models.cache import sha256_file
     from slmlab.train.checkpoint import resolve_checkpoint
 

@@ -121,15 +121,17 @@ def _limits(config: BudgetStudyConfig) -> tuple[int, int]:
 
 
 def _generation_identity(config: BudgetStudyConfig) -> dict:
-    from slmlab.eval.config import _trained_weights_sha256
+    from slmlab.eval.config import trained_weights_sha256
 
     first, rest = _limits(config)
-    identity = {"model": config.model, "benchmark": config.benchmark, "problems": config.num_samples,
+    # Not the number of problems or samples: each sample is seeded by (problem, index), so a larger
+    # --num-samples only generates the problems not stored yet.
+    identity = {"model": config.model, "benchmark": config.benchmark,
                 "prompting": config.prompting, "few_shot": config.few_shot if config.prompting == "few-shot" else 0,
                 "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed, "dtype": config.dtype,
                 "quantization": config.quantization, "limit": first, "stochastic_limit": rest}  # fmt: skip
     if config.model.startswith(("ckpt:", "lora:")):
-        identity["model_weights"] = _trained_weights_sha256(config.model)
+        identity["model_weights"] = trained_weights_sha256(config.model)
     return identity
 
 
