@@ -103,6 +103,14 @@ def test_the_study_scores_every_trial_stores_it_and_resumes(tmp_path):
     again = run_study(config, Console(file=open(tmp_path / "log2.txt", "w")))
     assert again["trials"] == records
     assert "6 of 6 trials already done" in (tmp_path / "log2.txt").read_text()
+    # A record scored by an older text-metric version is rescored from its samples, not re-run.
+    with Store(tmp_path / "out" / "store" / STORE_NAME) as store:
+        stale = store.metrics(records[3]["trial"])["record"]
+        stale["scores"].update(text_metrics=1, codebleu={"value": 0.25, "interval": [0.25, 0.25], "n": 3})
+        store.set_metric(records[3]["trial"], "record", stale)
+    rescored = run_study(config, Console(file=open(tmp_path / "log3.txt", "w")))
+    assert rescored["trials"][3]["scores"]["codebleu"] == records[3]["scores"]["codebleu"]
+    assert "6 of 6 trials already done" in (tmp_path / "log3.txt").read_text()
 
 
 def test_paired_tests_compare_trials_on_the_same_functions():

@@ -26,6 +26,13 @@ def test_bleu_is_100_for_copies_low_for_strangers_with_an_interval():
 
 def test_codebleu_in_each_language_and_bad_input():
     assert code_bleu(REFS, REFS, "python", n_boot=10).value == pytest.approx(1.0)
+    # codebleu itself gives an empty prediction 0.25 (a data-flow match of 0 counts as 1)
+    assert (
+        code_bleu(
+            ["", ""], ["    y = x + 1\n    return y\n", "    z = 2 * x\n    return z\n"], "python"
+        ).value
+        == 0
+    )
     java = ["int add(int a, int b) { return a + b; }"]
     assert code_bleu(java, java, "java", n_boot=5).value == pytest.approx(1.0)
     js = ["function add(a, b) { return a + b; }"]

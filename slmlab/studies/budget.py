@@ -120,7 +120,9 @@ def _limits(config: BudgetStudyConfig) -> tuple[int, int]:
     return first, max(config.stochastic_budgets)
 
 
-def _generation_identity(config: BudgetStudyConfig) -> dict:
+def _generation_identity(config: BudgetStudyConfig, first_prompt: str) -> dict:
+    import hashlib
+
     from slmlab.eval.config import trained_weights_sha256
 
     first, rest = _limits(config)
@@ -129,7 +131,9 @@ def _generation_identity(config: BudgetStudyConfig) -> dict:
     identity = {"model": config.model, "benchmark": config.benchmark,
                 "prompting": config.prompting, "few_shot": config.few_shot if config.prompting == "few-shot" else 0,
                 "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed, "dtype": config.dtype,
-                "quantization": config.quantization, "limit": first, "stochastic_limit": rest}  # fmt: skip
+                "quantization": config.quantization, "limit": first, "stochastic_limit": rest,
+                # the prompt as built (template, instruction, examples), so a new prompt is a new run
+                "prompt_sha256": hashlib.sha256(first_prompt.encode()).hexdigest()[:16]}  # fmt: skip
     if config.model.startswith(("ckpt:", "lora:")):
         identity["model_weights"] = trained_weights_sha256(config.model)
     return identity
@@ -504,7 +508,7 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         tokenizer = model.loaded.tokenizer if config.prompting == "chat" else None
         items = _items(config, tokenizer)
         limits = _limits(config)
-        gen_run, _ = store.open_run("budget-gen", _generation_identity(config))
+        gen_run, _ = store.open_run("budget-gen", _generation_identity(config, items[0].prompt_text))
         k = config.stochastic_samples if "1b" in phases else 1
         if "1b" in phases and config.temperature == 0:
             console.print("[yellow]note: greedy decoding makes phase 1b's samples identical (std 0)[/yellow]")

@@ -151,13 +151,14 @@ def _versions() -> dict[str, str]:
     return found
 
 
+TEXT_METRICS = 2  # the version of text_scores: records scored by an older one are rescored from their samples
+
+
 def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig) -> dict:
-    """Generate a body for each held-out header (greedy) and compare with the real one."""
+    """Generate a body for each held-out header (greedy), check its syntax, compare with the real one."""
     from slmlab.execute.syntax import check_many
     from slmlab.execute.syntax.verdict import SyntaxVerdict
     from slmlab.generate.params import SamplingParams
-    from slmlab.metrics.intervals import rate
-    from slmlab.metrics.textsim import code_bleu, corpus_bleu, sentence_bleu, similarity_vs_correctness
     from slmlab.train.examples import function_source, pair_example, trim_body
     from slmlab.train.quality import sample_completions
 
@@ -166,28 +167,37 @@ def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig)
     params = SamplingParams(temperature=0.0, max_new_tokens=config.max_new_tokens)
     generated = sample_completions(model, tokenizer, [p for p, _ in examples], params, 1, config.batch_size)
     bodies = [trim_body(texts[0], language) for texts in generated]
-    references = [body for _, body in examples]
     sources = [function_source(p, b, language) for (p, _), b in zip(examples, bodies, strict=True)]
     # An empty body parses (a Python function of only its docstring, `{}`), but nothing was written.
     verdicts = [v if _has_code(b) else SyntaxVerdict("invalid", v.checker, message="empty body")
                 for b, v in zip(bodies, check_many(sources, language), strict=True)]  # fmt: skip
-    checked = [v for v in verdicts if v.status != "unchecked"]
-    valid = sum(v.ok for v in checked)
+    samples = [{"id": i, "prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
+               for i, (p, r), b, v in zip(ids, examples, bodies, verdicts, strict=True)]  # fmt: skip
+    return {"syntax_checker": sorted({v.checker for v in verdicts}), **text_scores(samples, language),
+            "samples": samples}  # fmt: skip
+
+
+def text_scores(samples: list[dict], language: str) -> dict:
+    """What the samples' texts and verdicts give: BLEU and CodeBLEU with intervals, the syntax pass
+    rate over checked samples, and how far sentence BLEU tracks validity."""
+    from slmlab.metrics.intervals import rate
+    from slmlab.metrics.textsim import code_bleu, corpus_bleu, sentence_bleu, similarity_vs_correctness
+
+    bodies, references = [s["generated"] for s in samples], [s["reference"] for s in samples]
+    checked = [s for s in samples if s["syntax"] != "unchecked"]
+    valid = sum(s["syntax"] == "valid" for s in checked)
     syntax = rate(valid, len(checked)) if checked else None
-    sentence = [sentence_bleu(b, r) for b, r in zip(bodies, references, strict=True)]
     return {
-        "examples": len(examples),
+        "examples": len(samples),
         "bleu": corpus_bleu(bodies, references).to_dict(),
         "codebleu": code_bleu(bodies, references, language).to_dict(),
         "syntax_pass": None if syntax is None else {"value": syntax.value, "interval": [syntax.low, syntax.high],
                                                     "valid": valid, "checked": len(checked)},
-        "syntax_checker": sorted({v.checker for v in verdicts}),
-        "unchecked": len(verdicts) - len(checked),
-        "bleu_vs_syntax": similarity_vs_correctness(
-            [s for s, v in zip(sentence, verdicts, strict=True) if v.status != "unchecked"], [v.ok for v in checked]),
+        "unchecked": len(samples) - len(checked),
+        "bleu_vs_syntax": similarity_vs_correctness([sentence_bleu(s["generated"], s["reference"]) for s in checked],
+                                                    [s["syntax"] == "valid" for s in checked]),
         "empty_bodies": sum(not _has_code(b) for b in bodies),
-        "samples": [{"id": i, "prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
-                    for i, (p, r), b, v in zip(ids, examples, bodies, verdicts, strict=True)],
+        "text_metrics": TEXT_METRICS,
     }  # fmt: skip
 
 
@@ -222,14 +232,19 @@ def trial_identity(config: LoraStudyConfig, trial: dict) -> dict:
 
 
 def _stored_record(store: Store, run_id: str) -> dict | None:
-    """A finished trial's record from the store (its samples are rows, the rest one metric)."""
+    """A finished trial's record from the store (its samples are rows, the rest one metric); scores
+    made by an older version of text_scores are remade from the samples, without re-running."""
     record = store.metrics(run_id).get("record")
     if record is None:
         return None
-    record["scores"]["samples"] = [
+    samples = [
         {"id": row.task_id, "prompt": row.prompt, "reference": row.generation["reference"],
          "generated": row.completion, "syntax": row.outcome["status"], "message": row.outcome["message"]}
         for row in store.samples(run_id)]  # fmt: skip
+    if record["scores"].get("text_metrics") != TEXT_METRICS:
+        record["scores"].update(text_scores(samples, record["language"]))
+        store.set_metric(run_id, "record", record)
+    record["scores"]["samples"] = samples
     return record
 
 
