@@ -507,6 +507,8 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
     with Store(out / "store" / STORE_NAME) as store:
         tokenizer = model.loaded.tokenizer if config.prompting == "chat" else None
         items = _items(config, tokenizer)
+        if not items:
+            raise UserError(f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}")
         limits = _limits(config)
         gen_run, _ = store.open_run("budget-gen", _generation_identity(config, items[0].prompt_text))
         k = config.stochastic_samples if "1b" in phases else 1
