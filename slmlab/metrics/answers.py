@@ -24,7 +24,7 @@ MATCH_MODES = ("strict", "flexible")
 
 # A number as written in solutions: -1,234.5  $12  .5  3/4  1 1/2 (thousands groups only with commas).
 _NUMBER = re.compile(
-    r"(?<![\w.])-?\$?\s?(?:\d+ \d+/\d+|(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:\s?/\s?\d+(?:\.\d+)?)?)"
+    r"(?<![\w.])-?\$?\s?(?:\d+ \d+/\d+|(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:\s?/\s?\d+(?:\.\d+)?)?)"
 )
 _MARKER = re.compile(r"####\s*([^\n]*)")
 _ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.IGNORECASE)
@@ -69,12 +69,12 @@ def numbers_in(text: str) -> list[Fraction]:
         if not any(ch.isdigit() for ch in token):
             continue
         whole = Fraction(0)
-        if " " in token.lstrip("-").strip() and "/" in token:  # a mixed number: 1 1/2
-            sign = -1 if token.startswith("-") else 1
-            head, token = token.lstrip("-").split(" ", 1)
-            whole, token = sign * Fraction(head), ("-" if sign < 0 else "") + token
-        token = token.replace(" ", "")
         try:
+            if " " in token.lstrip("-").strip() and "/" in token:  # a mixed number: 1 1/2
+                sign = -1 if token.startswith("-") else 1
+                head, token = token.lstrip("-").split(" ", 1)
+                whole, token = sign * Fraction(head), ("-" if sign < 0 else "") + token
+            token = token.replace(" ", "")
             if "/" in token:
                 top, bottom = token.split("/")
                 value = Fraction(top) / Fraction(bottom)
