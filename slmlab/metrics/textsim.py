@@ -8,6 +8,7 @@ or syntax outcomes says whether a higher BLEU meant more working code at all.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,18 +80,29 @@ def code_bleu(predictions: list[str], references: list[str], language: str, n_bo
             f"CodeBLEU does not support {language!r} here: use one of {', '.join(CODEBLEU_LANGUAGES)}"
         )
 
-    flows = {r: calc_codebleu([r], [r], lang=language)["dataflow_match_score"] > 0 for r in set(references)}
+    # codebleu logs a warning on the root logger for every corpus without data flow: handled here.
+    logging.disable(logging.WARNING)
+    try:
+        flows = {
+            r: calc_codebleu([r], [r], lang=language)["dataflow_match_score"] > 0 for r in set(references)
+        }
 
-    def score(index) -> float:
-        refs = [references[i] for i in index]
-        parts = calc_codebleu(refs, [predictions[i] for i in index], lang=language)
-        kept = [parts["ngram_match_score"], parts["weighted_ngram_match_score"], parts["syntax_match_score"]]
-        if any(flows[r] for r in refs):
-            kept.append(parts["dataflow_match_score"])
-        return sum(kept) / len(kept)
+        def score(index) -> float:
+            refs = [references[i] for i in index]
+            parts = calc_codebleu(refs, [predictions[i] for i in index], lang=language)
+            kept = [
+                parts["ngram_match_score"],
+                parts["weighted_ngram_match_score"],
+                parts["syntax_match_score"],
+            ]
+            if any(flows[r] for r in refs):
+                kept.append(parts["dataflow_match_score"])
+            return sum(kept) / len(kept)
 
-    low, high = _bootstrap(score, len(predictions), n_boot, seed, confidence)
-    return Score(score(range(len(predictions))), low, high, len(predictions))
+        low, high = _bootstrap(score, len(predictions), n_boot, seed, confidence)
+        return Score(score(range(len(predictions))), low, high, len(predictions))
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def similarity_vs_correctness(similarities: list[float], correct: list[bool]) -> dict:

@@ -508,7 +508,9 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         tokenizer = model.loaded.tokenizer if config.prompting == "chat" else None
         items = _items(config, tokenizer)
         if not items:
-            raise UserError(f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}")
+            raise UserError(
+                f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}"
+            )
         limits = _limits(config)
         gen_run, _ = store.open_run("budget-gen", _generation_identity(config, items[0].prompt_text))
         k = config.stochastic_samples if "1b" in phases else 1
