@@ -231,6 +231,10 @@ def trial_identity(config: LoraStudyConfig, trial: dict) -> dict:
             "max_lines": config.max_lines, "tokens": config.max_new_tokens, "scoring": 3}  # fmt: skip
 
 
+def _trial_run_id(config: LoraStudyConfig, trial: dict) -> str:
+    return run_key("lora-trial", trial_identity(config, trial))
+
+
 def _stored_record(store: Store, run_id: str) -> dict | None:
     """A finished trial's record from the store (its samples are rows, the rest one metric); scores
     made by an older version of text_scores are remade from the samples, without re-running."""
@@ -365,11 +369,7 @@ def csv_row(record: dict) -> dict:
 def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -> None:
     """Run the trials not in the store yet, `parallel` at a time, each in a fresh process."""
     with Store(Path(config.out) / "store" / STORE_NAME) as store:
-        todo = [
-            t
-            for t in trials
-            if _stored_record(store, run_key("lora-trial", trial_identity(config, t))) is None
-        ]
+        todo = [t for t in trials if _stored_record(store, _trial_run_id(config, t)) is None]
     console.print(f"{len(trials) - len(todo)} of {len(trials)} trials already done")
     if not todo:
         return
@@ -399,7 +399,7 @@ def run_study(config: LoraStudyConfig, console: Console) -> dict:
     trials = plan_trials(config)
     _run_trials(config, trials, console)
     with Store(Path(config.out) / "store" / STORE_NAME) as store:
-        records = [_stored_record(store, run_key("lora-trial", trial_identity(config, t))) for t in trials]
+        records = [_stored_record(store, _trial_run_id(config, t)) for t in trials]
     by_trial = {json.dumps(t, sort_keys=True): r for t, r in zip(trials, records, strict=True)}
     comparisons = [{"sweep": sweep, "a": label_a, "b": label_b,
                     **compare_trials(by_trial[json.dumps(a, sort_keys=True)], by_trial[json.dumps(b, sort_keys=True)])}
