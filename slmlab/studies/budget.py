@@ -522,15 +522,16 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         if missing:
             _generate(config, store, gen_run, items, missing, limits, model, console)
         store.finish_run(gen_run)
-        needed = {}
+        budgets = []  # read at sample 0 only
         if phases & {"1", "2-prepare", "2-analyze", "3"}:
-            needed |= {b: 1 for b in config.budgets}
+            budgets += config.budgets
         if "3" in phases:
-            needed |= {b: max(needed.get(b, 1), 1) for b in config.cliff_budgets}
+            budgets += config.cliff_budgets
         if phases & {"2-prepare", "2-analyze"}:
-            needed |= {b: max(needed.get(b, 1), 1) for b in config.annotation_samples}
+            budgets += list(config.annotation_samples)
+        needed = dict.fromkeys(budgets, 1)  # budget -> how many sample indices it is read at
         if "1b" in phases:
-            needed |= {b: k for b in config.stochastic_budgets}
+            needed |= dict.fromkeys(config.stochastic_budgets, k)
         runs = _view_runs(config, store, gen_run, items, sorted(needed), needed, model, console)
         by_id = {item.task_id: item for item in items}
         records = {b: _records(store, runs[b], by_id, b, config.match, config.math) for b in sorted(needed)}
