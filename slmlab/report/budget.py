@@ -107,7 +107,7 @@ def fig_saturation(table: list[dict], recommended: dict, metric: str, directory:
     )
     tokens.set(ylabel="mean tokens used")
     lines = ax.get_legend_handles_labels()[0] + tokens.get_legend_handles_labels()[0]
-    ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
     return save_figure(fig, directory, "fig1_saturation_curve")
 
 
