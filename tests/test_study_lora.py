@@ -96,7 +96,7 @@ def test_the_study_scores_every_trial_stores_it_and_resumes(tmp_path):
     print_sweep(Console(file=open(tmp_path / "table.txt", "w"), width=200), config, study)
     table = (tmp_path / "table.txt").read_text()
     assert "base" in table and "unchecked" in table and "results_lang.csv" in table and "McNemar" in table
-    report = (tmp_path / "out" / "report" / "report.html").read_text()
+    report = (tmp_path / "out" / "report" / "report_lang.html").read_text()
     assert "<svg" in report and "Does BLEU track valid code?" in report and "Paired tests" in report
     assert (tmp_path / "out" / "report" / "sweep_lang.png").is_file()
 

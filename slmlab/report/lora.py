@@ -49,7 +49,7 @@ def print_sweep(console: Console, settings, study: dict) -> None:
     print_table(console, "Paired tests on the same held-out functions", COMPARISON_HEADERS,
                 comparison_rows(study["comparisons"]))  # fmt: skip
     console.print(f"results: {Path(settings.out) / f'results_{settings.sweep}.csv'}")
-    console.print(f"report: {Path(settings.out) / 'report' / 'report.html'}")
+    console.print(f"report: {Path(settings.out) / 'report' / f'report_{settings.sweep}.html'}")
 
 
 def _panels(settings, rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
@@ -90,7 +90,7 @@ def write_figures(settings, rows: list[dict], directory) -> list:
 
 
 def write_sweep_report(settings, study: dict):
-    """results figures and report.html in <out>/report."""
+    """The sweep's figures and report_<sweep>.html in <out>/report (each sweep its own page)."""
     import json
     from html import escape
     from pathlib import Path
@@ -103,7 +103,7 @@ def write_sweep_report(settings, study: dict):
     directory.mkdir(parents=True, exist_ok=True)
     records = study["trials"]
     rows = [csv_row(r) for r in records]
-    write_figures(settings, rows, directory)
+    figures = [p for p in write_figures(settings, rows, directory) if p.suffix == ".svg"]
     examples = "".join(
         f"<details><summary>{escape(r['language'])} rank {r['rank'] or 'base'} size {r['size']}: "
         f"{escape(s['syntax'])} {escape(s.get('message', ''))}</summary><pre>{escape(s['prompt'] + s['generated'])}</pre>"
@@ -123,9 +123,9 @@ def write_sweep_report(settings, study: dict):
         "each function's syntax validity, sacrebleu's paired bootstrap on corpus BLEU; significant at alpha = 0.05.</p>"
         + html_table(COMPARISON_HEADERS, comparison_rows(study["comparisons"])),
         "<h2>Does BLEU track valid code?</h2>" + html_table(["language", "rank", "size", "r (sentence BLEU vs valid)", "p"], correlations),
-        "<h2>Figures</h2>" + inline_figures(sorted(directory.glob("*.svg"))),
+        "<h2>Figures</h2>" + inline_figures(figures),
         "<h2>Examples</h2>" + examples,
         "<h2>Configuration</h2><pre>" + escape(json.dumps(settings.model_dump(), indent=2)) + "</pre>",
     ])  # fmt: skip
-    write_text_atomic(directory / "report.html", html)
+    write_text_atomic(directory / f"report_{settings.sweep}.html", html)
     return directory
