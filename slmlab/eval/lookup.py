@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from slmlab.errors import UserError
-from slmlab.eval.pipeline import STORE_NAME
 from slmlab.report.summary import RunSummary
-from slmlab.store import Store
+from slmlab.store import STORE_NAME, Store
 
 
 def open_store(out: Path) -> Store:

@@ -25,10 +25,8 @@ from rich.progress import (
 
 from slmlab.eval.config import EvalConfig
 from slmlab.report.summary import RunSummary
-from slmlab.store import SampleRow, Store
+from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.tasks import Task, load_benchmark
-
-STORE_NAME = "slmlab.db"
 
 
 @dataclass

@@ -35,13 +35,12 @@ from rich.console import Console
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
-from slmlab.store import SampleRow, Store
+from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.studies import budget_analysis as analysis
 from slmlab.studies.configs import load_config
 
 BUILTIN_CONFIGS = {"default": "budget.yaml", "full": "budget-full.yaml"}
 PHASES = ("1", "1b", "2-prepare", "2-analyze", "3", "all")
-STORE_NAME = "slmlab.db"
 ERROR_TYPES = ("arithmetic", "setup", "logic", "incomplete", "format", "hallucination")
 RECOVERABLE = ("yes", "no", "unknown")
 SHEET_FIELDS = ["problem_id", "budget", "tokens_used", "truncated", "ground_truth", "predicted", "suggestion",
@@ -86,6 +85,11 @@ class BudgetStudyConfig(BaseModel):
     @property
     def math(self) -> bool:
         return self.benchmark == "gsm8k"
+
+    @property
+    def prompt_mode(self) -> str:
+        """The code benchmarks' prompt mode for this prompting."""
+        return "chat" if self.prompting == "chat" else "plain"
 
     @property
     def label(self) -> str:
@@ -159,7 +163,7 @@ def _items(config: BudgetStudyConfig, tokenizer) -> list[Item]:
     from slmlab.tasks.registry import load_benchmark
 
     tasks = load_benchmark(config.benchmark, config.data_dir)[: config.num_samples]
-    mode = "chat" if config.prompting == "chat" else "plain"
+    mode = config.prompt_mode
     shots = config.few_shot if config.prompting == "few-shot" else 0
     items = []
     for task in tasks:
@@ -188,7 +192,7 @@ def _stops(config: BudgetStudyConfig) -> tuple[str, ...]:
 
     if config.math:
         return math_stops(config.prompting)
-    return default_stops(config.benchmark, "chat" if config.prompting == "chat" else "plain")
+    return default_stops(config.benchmark, config.prompt_mode)
 
 
 class _Model:
@@ -324,7 +328,7 @@ def _execute_views(config: BudgetStudyConfig, views: list[tuple[Item, str]], con
     from slmlab.execute import Executor, Limits
     from slmlab.tasks.prompts import completion_from_answer
 
-    mode = "chat" if config.prompting == "chat" else "plain"
+    mode = config.prompt_mode
     programs, where = [], {}
     slots = []
     for item, text in views:

@@ -25,7 +25,6 @@ import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from importlib import metadata
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -35,13 +34,12 @@ from rich.console import Console
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
-from slmlab.store import SampleRow, Store, run_key
+from slmlab.store import STORE_NAME, SampleRow, Store, environment_record, run_key
 from slmlab.studies.configs import load_config
 from slmlab.train.lora import LoraSettings
 
 BUILTIN_CONFIGS = {"default": "lora.yaml", "full": "lora-full.yaml"}
 SWEEPS = ("rank", "scale", "lang", "curriculum", "all")
-STORE_NAME = "slmlab.db"  # the eval pipeline's store file: trials and their eval runs side by side
 LANGUAGES = ("python", "java", "javascript")
 PACKAGES = ("torch", "transformers", "peft", "sacrebleu", "codebleu", "slmlab")
 
@@ -139,16 +137,6 @@ def _pairs(config: LoraStudyConfig, language: str, size: int, console: Console):
         build_pairs(settings["sources"], language, max_lines=config.max_lines, limit=size,
                     test_size=config.test_size).to_jsonl(path)  # fmt: skip
     return read_pairs(path)
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 TEXT_METRICS = 2  # the version of text_scores: records scored by an older one are rescored from their samples
@@ -301,7 +289,7 @@ def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
               "scores": _score(loaded.model, loaded.tokenizer, language, pairs.test, config)}  # fmt: skip
     if language == "python":
         record["execution"] = _execute(model_name, config, console)
-    record.update(seconds=round(time.monotonic() - started, 1), versions=_versions(),
+    record.update(seconds=round(time.monotonic() - started, 1), versions=environment_record(PACKAGES)["packages"],
                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))  # fmt: skip
     with Store(Path(config.out) / "store" / STORE_NAME) as store:
         _store_record(store, run_id, record)
