@@ -1,8 +1,9 @@
 """A warm worker process: starts one sandboxed child per sample and watches it.
 
 The executor starts a few of these (one per core) with a clean environment and talks to each over a
-socket. A worker imports little, so forking it is cheap (`process` tier); for the `bwrap` and
-`subprocess` tiers it starts a fresh interpreter per sample instead. Either way the worker owns the
+socket. In the `process` tier its zygote (see zygote.py), a copy of the warm worker that imports
+little, forks one child per sample; for the `bwrap` and `subprocess` tiers the worker starts a fresh
+interpreter per sample instead. Either way the worker owns the
 child's limits: the wall-clock deadline, moving a long-running child aside ("parking", see
 Limits.park) so the next sample can start, killing the whole process tree, reaping every process
 (it is a child subreaper, so orphans come back to it) and classifying how the child ended.
@@ -14,7 +15,6 @@ Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import json
 import os
@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from slmlab.execute import zygote
 from slmlab.execute.channel import Channel
 from slmlab.execute.exposure import expose, private_tmpfs
 from slmlab.execute.harden import (
@@ -83,6 +84,7 @@ class Slot:
     files per sample cost more than the sandbox itself)."""
 
     OUT, ERR, RES = 0, 1, 2
+    FILES = ("out", "err", "res")
 
     def __init__(self, path: str, uid: int | None):
         self.path, self.uid = path, uid
@@ -92,7 +94,7 @@ class Slot:
         if uid is not None:
             os.chown(self.workdir, uid, uid)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-        self.fds = [os.open(os.path.join(path, name), flags, 0o600) for name in ("out", "err", "res")]
+        self.fds = [os.open(os.path.join(path, name), flags, 0o600) for name in self.FILES]
 
     def read(self, which: int, limit: int) -> bytes:
         return os.pread(self.fds[which], limit, 0)
@@ -208,6 +210,10 @@ class Worker:
                 private_tmpfs(config.base_dir, _SCRATCH_MB)
         if self.prepared is not None and config.limits:
             apply_once(self.prepared, self.hardening, Limits(**config.limits))
+        # Forked last, from the worker as it now is: every child starts from this memory.
+        self.zygote: zygote.Zygote | None = None
+        if config.tier == "process":
+            self._start_zygote()
         self.bwrap_args = []
         if config.tier == "bwrap":
             # Imported here: the process tier's forks stay smaller without it.
@@ -316,19 +322,39 @@ class Worker:
         return Hardening(**{**self.config.hardening, "uid": uid})
 
     def _fork(self, payload: dict, limits: Limits, slot: Slot) -> int:
+        request = json.dumps({"payload": payload, "limits": limits.to_dict(), "slot": slot.path, "uid": slot.uid})
+        if self.zygote is not None:
+            try:
+                return self.zygote.spawn(request.encode())
+            except (OSError, EOFError):  # the zygote died: start another for the next sample
+                self.zygote.close()
+                self.zygote = None
+                self._start_zygote()
+                raise
         pid = os.fork()
-        if pid:
-            return pid
-        # The child: from here on only os._exit leaves.
+        if pid == 0:
+            self._run_child(request.encode())
+        return pid
+
+    def _start_zygote(self) -> None:
+        if zygote.supported():
+            self.zygote = zygote.Zygote(self._run_child, close_in_zygote=(self.conn.fileno(),))
+
+    def _run_child(self, request: bytes) -> None:
+        """The sandboxed child, forked by the zygote (or the worker): harden, run, report, exit."""
         try:
+            request = json.loads(request)
+            payload, limits = request["payload"], Limits(**request["limits"])
             os.setsid()
             become_subreaper()
             # Signals were reset once in the worker, whose stdin is /dev/null already.
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in slot.fds]
-            for target, fd in zip((1, 2, RESULT_FD), high, strict=True):
+            for target, name in zip((1, 2, RESULT_FD), Slot.FILES, strict=True):
+                fd = os.open(os.path.join(request["slot"], name), os.O_WRONLY)
                 os.dup2(fd, target)
+                os.close(fd)
             try:
-                harden(self._hardening_for(slot.uid), limits, slot.workdir, self.prepared)
+                harden(self._hardening_for(request["uid"]), limits, os.path.join(request["slot"], "work"),
+                       self.prepared)  # fmt: skip
             except BaseException as exc:
                 record = {"status": "harness_error", "error_type": type(exc).__name__,
                           "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
@@ -401,7 +427,8 @@ class Worker:
     def _sweep_orphans(self) -> None:
         """Kill processes re-parented to us whose sample already ended (daemons, grandchildren)."""
         for _ in range(50):
-            orphans = [pid for pid in _children(os.getpid()) if pid not in self.live]
+            orphans = [pid for pid in _children(os.getpid())
+                       if pid not in self.live and (self.zygote is None or pid != self.zygote.pid)]  # fmt: skip
             if not orphans:
                 return
             for pid in orphans:

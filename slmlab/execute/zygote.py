@@ -1,0 +1,119 @@
+"""The zygote: a process that does nothing but fork sandboxed children for its worker.
+
+Forking marks every page of the forking process copy-on-write. When a worker forked its samples
+itself, its own bookkeeping between two forks (select, classify, JSON) wrote to some 300 of its
+pages, each write a page fault and, while the child lived, a page copy: a quarter of the worker's
+CPU time went there. The zygote is forked once from the warm worker and from then on only reads a
+request and forks, so its memory stays as it was and the worker does its bookkeeping without
+copy-on-write faults.
+
+The children must still be the worker's own: it is their subreaper, watches them through pidfds
+(only a parent can wait for a process) and they die with it. So the zygote forks with
+clone(CLONE_PARENT), which makes the new process a child of the zygote's parent, the worker.
+os.fork cannot pass that flag, so the zygote makes the clone system call itself and runs CPython's
+fork hooks around it (PyOS_BeforeFork, PyOS_AfterFork_Child/Parent) exactly as os.fork does.
+glibc's own fork handlers do not run; they guard locks other threads may hold, and the zygote has no
+other thread. Where the clone system call's number is not known here, the worker forks as before.
+
+Protocol, over two pipes: the worker writes a request (4-byte little-endian length, then the bytes,
+which only the child decodes); the zygote answers with the child's pid (4 bytes, signed; minus the
+errno when the clone failed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+from collections.abc import Callable
+
+from slmlab.execute import landlock
+
+_CLONE_PARENT, _SIGCHLD = 0x00008000, 17
+_SYS_CLONE = {"x86_64": 56, "amd64": 56, "aarch64": 220, "arm64": 220}.get(platform.machine().lower())
+_PR_SET_NAME, _PR_SET_PDEATHSIG, _SIGKILL = 15, 1, 9
+NAME = b"slmlab-zygote"  # what ps and /proc/PID/comm show for it
+
+
+def supported() -> bool:
+    return _SYS_CLONE is not None and hasattr(ctypes.pythonapi, "PyOS_AfterFork_Child")
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    parts, left = [], size
+    while left:
+        data = os.read(fd, left)
+        if not data:
+            raise EOFError
+        parts.append(data)
+        left -= len(data)
+    return b"".join(parts)
+
+
+class Zygote:
+    """The worker's handle on its zygote. `run_child(request)` is what every child runs (in the
+    child, from the zygote's memory); it must end the process and never return."""
+
+    def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = ()):
+        requests_read, self._requests = os.pipe()
+        self._replies, replies_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in (self._requests, self._replies, *close_in_zygote):
+                    os.close(fd)
+                _serve(requests_read, replies_write, run_child)
+            finally:
+                os._exit(0)
+        os.close(requests_read)
+        os.close(replies_write)
+        self.pid = pid
+
+    def spawn(self, request: bytes) -> int:
+        """Start a child for `request` and return its pid (a child of the calling worker)."""
+        message = len(request).to_bytes(4, "little") + request
+        view = memoryview(message)
+        while view:
+            view = view[os.write(self._requests, view) :]
+        pid = int.from_bytes(_read_exactly(self._replies, 4), "little", signed=True)
+        if pid < 0:
+            raise OSError(-pid, f"the zygote could not fork: {os.strerror(-pid)}")
+        return pid
+
+    def close(self) -> None:
+        """The zygote ends when its request pipe closes; reap it (it is our child)."""
+        for fd in (self._requests, self._replies):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
+    libc = landlock.libc()
+    libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # never outlive the worker
+    api = ctypes.pythonapi
+    before, after_child, after_parent = api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent
+    clone, flags, zero = libc.syscall, ctypes.c_long(_CLONE_PARENT | _SIGCHLD), ctypes.c_long(0)
+    while True:
+        try:
+            size = int.from_bytes(_read_exactly(requests, 4), "little")
+            request = _read_exactly(requests, size)
+        except EOFError:  # the worker closed the pipe or is gone
+            return
+        before()
+        pid = clone(_SYS_CLONE, flags, zero, zero, zero, zero)  # a fork whose parent is the worker
+        if pid == 0:
+            after_child()
+            try:
+                run_child(request)
+            finally:
+                os._exit(0)
+        errno = ctypes.get_errno() if pid < 0 else 0
+        after_parent()
+        os.write(replies, (pid if pid > 0 else -(errno or 1)).to_bytes(4, "little", signed=True))
