@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slmlab.execute import Executor, Limits, Program, Status
+from slmlab.execute import Executor, Limits, Program, Status, zygote
 from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
 from slmlab.execute.samples import read_samples
 from slmlab.tasks import load_benchmark
@@ -110,6 +110,30 @@ def test_a_killed_worker_is_replaced_and_no_sample_is_lost():
     assert len(outcomes) == 60
     assert all(o.passed for o in outcomes), [o for o in outcomes if not o.passed][:3]
     assert any(o.attempts == 2 for o in outcomes)
+
+
+@pytest.mark.skipif(not zygote.supported(), reason="the process tier forks in the worker on this machine")
+def test_a_killed_zygote_is_replaced_and_no_sample_is_lost():
+    programs = [
+        Program(f"import time\ntime.sleep(0.02)\nvalue = {i}\n", f"assert value == {i}\n") for i in range(60)
+    ]
+    with Executor("process", workers=1) as ex:
+        worker = ex._worker(0).process.pid
+        assert ex.run(programs[:1])[0].passed  # the worker is up and has forked its zygote
+        with open(f"/proc/{worker}/task/{worker}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        zygotes = [pid for pid in children if Path(f"/proc/{pid}/comm").read_bytes().strip() == zygote.NAME]
+        assert len(zygotes) == 1
+
+        def kill_soon():
+            time.sleep(0.3)
+            os.kill(zygotes[0], signal.SIGKILL)
+
+        threading.Thread(target=kill_soon).start()
+        outcomes = ex.run(programs)
+        assert ex._workers[0].process.pid == worker  # the worker itself carried on
+    assert all(o.passed for o in outcomes), [o for o in outcomes if not o.passed][:3]
+    assert any(o.attempts == 2 for o in outcomes)  # the sample the dead zygote could not start ran again
 
 
 def test_reference_scaled_timeouts(executor):

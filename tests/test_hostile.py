@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from slmlab.execute import Executor, Limits, Program
-from slmlab.execute import zygote
+from slmlab.execute import Executor, Limits, Program, zygote
 from slmlab.execute.tiers import detect
 from tests.hostile import GOOD, HOSTILE
 

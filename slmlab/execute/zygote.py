@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import signal
 from collections.abc import Callable
 
 from slmlab.execute import landlock
@@ -67,6 +68,7 @@ class Zygote:
                 os._exit(0)
         os.close(requests_read)
         os.close(replies_write)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a dead zygote: EPIPE for the worker, not death
         self.pid = pid
 
     def spawn(self, request: bytes) -> int:
@@ -94,11 +96,16 @@ class Zygote:
 
 
 def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # what the samples inherit, as from any shell
     libc = landlock.libc()
     libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
     libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # never outlive the worker
     api = ctypes.pythonapi
-    before, after_child, after_parent = api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent
+    before, after_child, after_parent = (
+        api.PyOS_BeforeFork,
+        api.PyOS_AfterFork_Child,
+        api.PyOS_AfterFork_Parent,
+    )
     clone, flags, zero = libc.syscall, ctypes.c_long(_CLONE_PARENT | _SIGCHLD), ctypes.c_long(0)
     while True:
         try:
