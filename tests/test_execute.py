@@ -93,6 +93,27 @@ def test_completion_cannot_swallow_the_tests():
     assert outcome.status is Status.SYNTAX_ERROR
 
 
+def test_tests_compiled_once_per_worker_report_as_if_compiled_in_the_sandbox():
+    programs = [
+        Program("def f():\n    return 1\n", "assert f() == 1\nassert f() == 2, 'two'\n"),
+        Program(
+            "def f():\n    return 2\n", "assert f() == 1\nassert f() == 2, 'two'\n"
+        ),  # same tests, cached
+        Program("def f():\n    return 1\n", "assert (\n"),  # tests that do not compile: our fault
+    ]
+    with Executor("process", workers=1) as ex:
+        wrong_at_2, wrong_at_1, broken = ex.run(programs)
+    assert (
+        wrong_at_2.status is Status.FAILED_ASSERTION
+        and wrong_at_2.detail == "assertion failed at test line 2: two"
+    )
+    assert (
+        wrong_at_1.status is Status.FAILED_ASSERTION
+        and wrong_at_1.detail == "assertion failed at test line 1"
+    )
+    assert broken.status is Status.HARNESS_ERROR and "the test code does not compile" in broken.detail
+
+
 def test_a_killed_worker_is_replaced_and_no_sample_is_lost():
     programs = [
         Program(f"import time\ntime.sleep(0.05)\nvalue = {i}\n", f"assert value == {i}\n") for i in range(60)

@@ -15,6 +15,7 @@ Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import marshal
@@ -40,7 +41,7 @@ from slmlab.execute.harden import (
 )
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
-from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, execute_and_report
+from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, compile_tests, execute_and_report
 
 # Modules the benchmarks' programs import most; importing them once here makes every fork cheaper.
 # hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it.
@@ -124,6 +125,8 @@ class Slot:
 
 
 _SCRATCH_MB = 512  # per worker, for all its samples' files (output is also capped per file)
+# Samples come task by task: the last few benchmarks' tests, compiled once per worker.
+_compiled_tests = functools.lru_cache(maxsize=64)(compile_tests)
 _IDLE_SHARE = 0.1  # a program that used less CPU than this share of its time so far is waiting, not working
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -323,6 +326,7 @@ class Worker:
         return Hardening(**{**self.config.hardening, "uid": uid})
 
     def _fork(self, payload: dict, limits: Limits, slot: Slot) -> int:
+        payload = dict(payload, tests_code=_compiled_tests(payload["tests"]))
         # marshal: the child decodes it in one C call, no Python frames (each one copies pages there)
         request = marshal.dumps(
             {"payload": payload, "limits": limits.to_dict(), "slot": slot.path, "uid": slot.uid}
