@@ -1,12 +1,12 @@
 """A warm worker process: starts one sandboxed child per sample and watches it.
 
 The executor starts a few of these (one per core) with a clean environment and talks to each over a
-socket. In the `process` tier its zygote (see zygote.py), a copy of the warm worker that imports
-little, forks one child per sample; for the `bwrap` and `subprocess` tiers the worker starts a fresh
-interpreter per sample instead. Either way the worker owns the
-child's limits: the wall-clock deadline, moving a long-running child aside ("parking", see
-Limits.park) so the next sample can start, killing the whole process tree, reaping every process
-(it is a child subreaper, so orphans come back to it) and classifying how the child ended.
+socket. In the `process` tier the worker's zygote (zygote.py), a copy of the warm worker, forks one
+child per sample; for the `bwrap` and `subprocess` tiers the worker starts a fresh interpreter per
+sample instead. Either way the worker owns the child's limits: the wall-clock deadline, moving a
+long-running child aside ("parking", see Limits.park) so the next sample can start, killing the
+whole process tree, reaping every process (it is a child subreaper, so orphans come back to it) and
+classifying how the child ended.
 
 Messages from the executor: ("run", job_id, payload, limits) and ("stop",).
 Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
@@ -357,7 +357,7 @@ class Worker:
             become_subreaper()
             # Signals were reset once in the worker, whose stdin is /dev/null already.
             for target, name in zip((1, 2, RESULT_FD), Slot.FILES, strict=True):
-                fd = os.open(os.path.join(request["slot"], name), os.O_WRONLY)
+                fd = os.open(os.path.join(request["slot"], name), os.O_WRONLY | os.O_NOFOLLOW)
                 os.dup2(fd, target)
                 os.close(fd)
             try:

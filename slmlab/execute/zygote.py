@@ -2,8 +2,8 @@
 
 Forking marks every page of the forking process copy-on-write. When a worker forked its samples
 itself, its own bookkeeping between two forks (select, classify, JSON) wrote to some 300 of its
-pages, each write a page fault and, while the child lived, a page copy: a quarter of the worker's
-CPU time went there. The zygote is forked once from the warm worker and from then on only reads a
+pages, each write a page fault and, while the child lived, a page copy: 40% of the worker's CPU
+time went there (perf, HumanEval samples). The zygote is forked once from the warm worker and from then on only reads a
 request and forks, so its memory stays as it was and the worker does its bookkeeping without
 copy-on-write faults.
 
