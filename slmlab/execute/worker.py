@@ -243,10 +243,19 @@ class Worker:
         try:
             messages = self.conn.receive()
         except (EOFError, OSError):  # the executor is gone: stop everything now
-            for live in self.live.values():
-                _kill_tree(live.pid)
-            os._exit(0)
+            self.exit()
         self.handle(messages)
+
+    def exit(self) -> None:
+        """End the worker, leaving no process behind: samples still running are killed, and they and
+        the zygote are reaped here (an orphaned zombie would wait for init, which may never reap)."""
+        for live in self.live.values():
+            _kill_tree(live.pid)
+        self.live.clear()
+        self._sweep_orphans()
+        if self.zygote is not None:
+            self.zygote.close()
+        os._exit(0)
 
     def handle(self, messages: list) -> None:
         for message in messages:
@@ -282,7 +291,7 @@ class Worker:
         try:
             self.conn.send(message)
         except OSError:
-            os._exit(0)
+            self.exit()
 
     # ---- launching ---------------------------------------------------------------------------
     def _take_slot(self) -> Slot:
@@ -578,4 +587,4 @@ def main() -> None:
     worker = Worker(conn, config)
     worker.handle(messages)  # samples that arrived with the configuration
     worker.serve()
-    os._exit(0)
+    worker.exit()
