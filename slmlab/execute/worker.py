@@ -86,7 +86,6 @@ class Slot:
     files per sample cost more than the sandbox itself)."""
 
     OUT, ERR, RES = 0, 1, 2
-    FILES = ("out", "err", "res")
 
     def __init__(self, path: str, uid: int | None):
         self.path, self.uid = path, uid
@@ -96,7 +95,8 @@ class Slot:
         if uid is not None:
             os.chown(self.workdir, uid, uid)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-        self.fds = [os.open(os.path.join(path, name), flags, 0o600) for name in self.FILES]
+        self.paths = [os.path.join(path, name) for name in ("out", "err", "res")]
+        self.fds = [os.open(file, flags, 0o600) for file in self.paths]
 
     def read(self, which: int, limit: int) -> bytes:
         return os.pread(self.fds[which], limit, 0)
@@ -201,6 +201,8 @@ class Worker:
         self.live: dict[int, Live] = {}
         self.queue: list[tuple[int, dict, Limits]] = []
         self.stopping = False
+        # One per uid a slot can have, made here: the children only look theirs up.
+        self.hardenings = {uid: Hardening(**{**config.hardening, "uid": uid}) for uid in self.uids or [None]}
         bpf = bytes.fromhex(config.seccomp_bpf) if config.seccomp_bpf else None
         self.prepared = prepare(self.hardening, bpf) if config.tier == "process" else None
         if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
@@ -331,15 +333,15 @@ class Worker:
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
 
-    def _hardening_for(self, uid: int | None) -> Hardening:
-        return Hardening(**{**self.config.hardening, "uid": uid})
-
     def _fork(self, payload: dict, limits: Limits, slot: Slot) -> int:
-        payload = dict(payload, tests_code=_compiled_tests(payload["tests"]))
-        # marshal: the child decodes it in one C call, no Python frames (each one copies pages there)
-        request = marshal.dumps(
-            {"payload": payload, "limits": limits.to_dict(), "slot": slot.path, "uid": slot.uid}
-        )
+        # Everything the child needs, ready to use: each Python function a child runs, and each object
+        # it touches, costs it page copies (copy-on-write), so the work is done here where it can be.
+        tests_code = _compiled_tests(payload["tests"])
+        if tests_code is not None:
+            payload = dict(payload, tests_code=tests_code, tests="")
+        # marshal: the child decodes it in one C call, no Python frames
+        request = marshal.dumps({"payload": payload, "limits": limits.to_dict(), "files": slot.paths,
+                                 "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(request)
@@ -365,13 +367,12 @@ class Worker:
             os.setsid()
             become_subreaper()
             # Signals were reset once in the worker, whose stdin is /dev/null already.
-            for target, name in zip((1, 2, RESULT_FD), Slot.FILES, strict=True):
-                fd = os.open(os.path.join(request["slot"], name), os.O_WRONLY | os.O_NOFOLLOW)
+            for target, path in zip((1, 2, RESULT_FD), request["files"], strict=True):
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
                 os.dup2(fd, target)
                 os.close(fd)
             try:
-                harden(self._hardening_for(request["uid"]), limits, os.path.join(request["slot"], "work"),
-                       self.prepared)  # fmt: skip
+                harden(self.hardenings[request["uid"]], limits, request["workdir"], self.prepared)
             except BaseException as exc:
                 record = {"status": "harness_error", "error_type": type(exc).__name__,
                           "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
@@ -385,7 +386,7 @@ class Worker:
     def _spawn(self, payload: dict, limits: Limits, slot: Slot):
         import subprocess  # only these tiers need it; it (and threading) would slow every fork
 
-        hardening, workdir, uid = self._hardening_for(slot.uid), slot.workdir, slot.uid
+        hardening, workdir, uid = self.hardenings[slot.uid], slot.workdir, slot.uid
         run_payload = dict(payload, workdir=workdir, limits=limits.to_dict(), result_fd=slot.fds[Slot.RES])
         command = [sys.executable, "-I", "-S", "-B", "-c", self.config.bootstrap]
         if self.config.tier == "bwrap":
