@@ -93,16 +93,19 @@ def test_completion_cannot_swallow_the_tests():
     assert outcome.status is Status.SYNTAX_ERROR
 
 
-def test_tests_compiled_once_per_worker_report_as_if_compiled_in_the_sandbox():
+@pytest.mark.parametrize("tier", ["process", "subprocess"])
+def test_code_compiled_by_the_worker_reports_as_if_compiled_in_the_sandbox(tier):
     programs = [
         Program("def f():\n    return 1\n", "assert f() == 1\nassert f() == 2, 'two'\n"),
         Program(
             "def f():\n    return 2\n", "assert f() == 1\nassert f() == 2, 'two'\n"
         ),  # same tests, cached
         Program("def f():\n    return 1\n", "assert (\n"),  # tests that do not compile: our fault
+        Program("def f(:\n    return 1\n", "assert f() == 1\n"),  # found before anything runs
+        Program("def f():\n    return 1 is 1\n", "assert f()\n"),  # a compile-time warning
     ]
-    with Executor("process", workers=1) as ex:
-        wrong_at_2, wrong_at_1, broken = ex.run(programs)
+    with Executor(tier, workers=1) as ex:
+        wrong_at_2, wrong_at_1, broken, syntax, warned = ex.run(programs)
     assert (
         wrong_at_2.status is Status.FAILED_ASSERTION
         and wrong_at_2.detail == "assertion failed at test line 2: two"
@@ -112,6 +115,10 @@ def test_tests_compiled_once_per_worker_report_as_if_compiled_in_the_sandbox():
         and wrong_at_1.detail == "assertion failed at test line 1"
     )
     assert broken.status is Status.HARNESS_ERROR and "the test code does not compile" in broken.detail
+    assert (syntax.status, syntax.error_type, syntax.line, syntax.phase) == (
+        Status.SYNTAX_ERROR, "SyntaxError", 1, "definition")  # fmt: skip
+    assert syntax.sandbox == ex.tier.label
+    assert warned.passed and 'solution.py:2: SyntaxWarning: "is" with a literal' in warned.stderr
 
 
 def test_a_killed_worker_is_replaced_and_no_sample_is_lost():

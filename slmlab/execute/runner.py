@@ -124,28 +124,38 @@ def _compile(source: str, filename: str):
     return compile(source, filename, "exec", dont_inherit=True, optimize=0)  # optimize=0 keeps asserts
 
 
+def compile_program(definitions: str):
+    """(code, None), or (None, the syntax_error record) when the code does not compile. Compiling runs
+    none of the code (the syntax checkers do it in process too), so a worker compiles the model's code
+    before forking: a syntax error then needs no sandbox, and the child only loads the code object."""
+    try:
+        return _compile(definitions, PROGRAM_FILENAME), None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        line = getattr(exc, "lineno", None)
+        where = f"line {line}: " if line else ""
+        return None, {"status": "syntax_error", "error_type": type(exc).__name__, "line": line, "phase": "definition",
+                      "detail": f"{where}{_safe_text(getattr(exc, 'msg', exc))}"}  # fmt: skip
+
+
 def compile_tests(tests: str) -> bytes | None:
     """The test code compiled and marshalled, or None if it does not compile. A worker compiles each
     benchmark's tests once and its children load the code object: unmarshalling costs a fifth of
-    compiling in a freshly forked process. Only for the tests, which come from the benchmark; the
-    model's code is always compiled inside the sandbox."""
+    compiling in a freshly forked process."""
     try:
         return marshal.dumps(_compile(tests, TESTS_FILENAME))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
-def run_program(
-    definitions: str, tests: str, entry_point: str | None = None, tests_code: bytes | None = None
-) -> dict:
-    """Run the program in this process and return its outcome record. tests_code: see compile_tests."""
-    try:
-        code = _compile(definitions, PROGRAM_FILENAME)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        line = getattr(exc, "lineno", None)
-        where = f"line {line}: " if line else ""
-        return {"status": "syntax_error", "error_type": type(exc).__name__, "line": line, "phase": "definition",
-                "detail": f"{where}{_safe_text(getattr(exc, 'msg', exc))}"}  # fmt: skip
+def run_program(definitions: str, tests: str, entry_point: str | None = None, tests_code: bytes | None = None,
+                definitions_code: bytes | None = None) -> dict:  # fmt: skip
+    """Run the program in this process and return its outcome record. tests_code, definitions_code:
+    the two parts compiled and marshalled already (compile_tests, compile_program)."""
+    code, record = (
+        (marshal.loads(definitions_code), None) if definitions_code else compile_program(definitions)
+    )
+    if record is not None:
+        return record
     try:
         test_code = marshal.loads(tests_code) if tests_code else _compile(tests, TESTS_FILENAME)
     except (SyntaxError, ValueError) as exc:
@@ -229,9 +239,14 @@ def execute_and_report(payload: dict) -> None:
         _os_write(RESULT_FD, STARTED_MARKER)
     except OSError:
         return
+    if payload.get("compile_warnings"):  # from compiling the program outside (compile_program)
+        try:
+            _os_write(2, payload["compile_warnings"].encode())
+        except OSError:
+            pass
     try:
         record = run_program(payload["definitions"], payload["tests"], payload.get("entry_point"),
-                             payload.get("tests_code"))  # fmt: skip
+                             payload.get("tests_code"), payload.get("definitions_code"))  # fmt: skip
     except BaseException as exc:  # the harness itself failed (the program's errors are caught inside)
         record = {"status": "harness_error", "error_type": type(exc).__name__, "detail": _safe_text(exc)}
     if os.getpid() != pid:  # a forked copy of the program ran to the end: only the original reports

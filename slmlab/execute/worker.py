@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 from slmlab.execute import zygote
@@ -41,7 +42,13 @@ from slmlab.execute.harden import (
 )
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
-from slmlab.execute.runner import RESULT_FD, STARTED_MARKER, compile_tests, execute_and_report
+from slmlab.execute.runner import (
+    RESULT_FD,
+    STARTED_MARKER,
+    compile_program,
+    compile_tests,
+    execute_and_report,
+)
 
 # Modules the benchmarks' programs import most; importing them once here makes every fork cheaper.
 # hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it.
@@ -315,12 +322,28 @@ class Worker:
                 slot.close()
 
     def _launch(self, job_id: int, payload: dict, limits: Limits) -> None:
+        started = time.monotonic()
+        # Compile-time warnings (SyntaxWarning) belong in the sample's stderr, where compiling in the
+        # sandbox would have put them, not in ours.
+        with warnings.catch_warnings(record=True) as caught:
+            code, record = compile_program(payload["definitions"])
+        compile_warnings = "".join(
+            warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
+        )
+        if record is not None:  # a syntax error, found before anything runs: no sandbox needed
+            outcome = Outcome(Status.HARNESS_ERROR, duration_s=round(time.monotonic() - started, 4),
+                              stderr=compile_warnings[: limits.keep_output_bytes], sandbox=self.config.label)  # fmt: skip
+            self._send(("done", job_id, _with_record(outcome, record).to_dict()))
+            return
         nonce = os.urandom(16).hex()
         payload = dict(payload, nonce=nonce)
         slot = self._take_slot()
         try:
             if self.config.tier == "process":
-                pid, proc = self._fork(payload, limits, slot), None
+                pid, proc = (
+                    self._fork(dict(payload, compile_warnings=compile_warnings), limits, slot, code),
+                    None,
+                )
             else:
                 proc = self._spawn(payload, limits, slot)
                 pid = proc.pid
@@ -333,12 +356,13 @@ class Worker:
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
 
-    def _fork(self, payload: dict, limits: Limits, slot: Slot) -> int:
+    def _fork(self, payload: dict, limits: Limits, slot: Slot, code) -> int:
         # Everything the child needs, ready to use: each Python function a child runs, and each object
         # it touches, costs it page copies (copy-on-write), so the work is done here where it can be.
+        payload = dict(payload, definitions="", definitions_code=marshal.dumps(code))  # compiled in _launch
         tests_code = _compiled_tests(payload["tests"])
         if tests_code is not None:
-            payload = dict(payload, tests_code=tests_code, tests="")
+            payload.update(tests_code=tests_code, tests="")
         # marshal: the child decodes it in one C call, no Python frames
         request = marshal.dumps({"payload": payload, "limits": limits.to_dict(), "files": slot.paths,
                                  "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
@@ -507,10 +531,7 @@ class Worker:
             outcome.status = Status.SANDBOX_VIOLATION
             outcome.detail = "the program wrote a forged result record and did not finish its tests"
         elif record is not None and not self._output_capped(live):
-            outcome.status = Status(record["status"])
-            for key in ("error_type", "detail", "line", "phase"):
-                if record.get(key) is not None:
-                    setattr(outcome, key, record[key])
+            _with_record(outcome, record)
             if record.get("leftover_processes"):
                 outcome.extra["tests_status"] = outcome.status.value
                 outcome.status = Status.SANDBOX_VIOLATION
@@ -552,6 +573,15 @@ class Worker:
                 f"the process exited (code {os.waitstatus_to_exitcode(status)}) before the tests completed"
             )
         return outcome
+
+
+def _with_record(outcome: Outcome, record: dict) -> Outcome:
+    """The outcome with the status and details of a runner's record."""
+    outcome.status = Status(record["status"])
+    for key in ("error_type", "detail", "line", "phase"):
+        if record.get(key) is not None:
+            setattr(outcome, key, record[key])
+    return outcome
 
 
 def _lower_priority(pid: int) -> None:
