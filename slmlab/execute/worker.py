@@ -340,10 +340,7 @@ class Worker:
         slot = self._take_slot()
         try:
             if self.config.tier == "process":
-                pid, proc = (
-                    self._fork(dict(payload, compile_warnings=compile_warnings), limits, slot, code),
-                    None,
-                )
+                pid, proc = self._fork(payload, limits, slot, code, compile_warnings), None
             else:
                 proc = self._spawn(payload, limits, slot)
                 pid = proc.pid
@@ -356,10 +353,13 @@ class Worker:
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
 
-    def _fork(self, payload: dict, limits: Limits, slot: Slot, code) -> int:
+    def _fork(self, payload: dict, limits: Limits, slot: Slot, code, compile_warnings: str) -> int:
+        """code: the program's definitions, compiled (_launch)."""
         # Everything the child needs, ready to use: each Python function a child runs, and each object
         # it touches, costs it page copies (copy-on-write), so the work is done here where it can be.
-        payload = dict(payload, definitions="", definitions_code=marshal.dumps(code))  # compiled in _launch
+        payload = dict(
+            payload, definitions="", definitions_code=marshal.dumps(code), compile_warnings=compile_warnings
+        )
         tests_code = _compiled_tests(payload["tests"])
         if tests_code is not None:
             payload.update(tests_code=tests_code, tests="")
