@@ -2,8 +2,9 @@
 
 - `bwrap`: bubblewrap namespaces (user, pid, net, mount, ipc, uts) as an unprivileged uid, plus the
   same Landlock + seccomp + rlimits inside as `process`.
-- `process`: pre-forked warm workers fork one child per sample; the child drops to its own uid when
-  the harness is root, sets rlimits, and restricts itself with Landlock and seccomp. The fast tier.
+- `process`: warm workers, each with a zygote (zygote.py) that forks one child per sample; the child
+  drops to its own uid when the harness is root, sets rlimits, and restricts itself with Landlock
+  and seccomp. The fast tier.
 - `subprocess`: a fresh interpreter per sample with rlimits, a new session, a clean environment and
   (as root) its own uid. No syscall filter and no file or network restriction: clearly weaker.
 
