@@ -25,6 +25,7 @@ import json.encoder
 import marshal
 import os
 import sys
+from types import CodeType
 
 RESULT_FD = 3
 STARTED_MARKER = b"S\n"
@@ -124,7 +125,7 @@ def _compile(source: str, filename: str):
     return compile(source, filename, "exec", dont_inherit=True, optimize=0)  # optimize=0 keeps asserts
 
 
-def compile_program(definitions: str):
+def compile_program(definitions: str) -> tuple[CodeType | None, dict | None]:
     """(code, None), or (None, the syntax_error record) when the code does not compile. Compiling runs
     none of the code (the syntax checkers do it in process too), so a worker compiles the model's code
     before forking: a syntax error then needs no sandbox, and the child only loads the code object."""
