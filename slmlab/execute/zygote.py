@@ -37,7 +37,8 @@ NAME = b"slmlab-zygote"  # what ps and /proc/PID/comm show for it
 
 
 def supported() -> bool:
-    return _SYS_CLONE is not None and hasattr(ctypes.pythonapi, "PyOS_AfterFork_Child")
+    api = getattr(ctypes, "pythonapi", None)  # CPython's own C API; other interpreters fork in the worker
+    return _SYS_CLONE is not None and api is not None and hasattr(api, "PyOS_AfterFork_Child")
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
