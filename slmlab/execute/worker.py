@@ -330,6 +330,8 @@ class Worker:
         compile_warnings = "".join(
             warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
         )
+        # The fresh interpreters of the bwrap and subprocess tiers compile again (a code object does not
+        # travel in their JSON payload); next to starting an interpreter that costs nothing.
         if record is not None:  # a syntax error, found before anything runs: no sandbox needed
             outcome = Outcome(Status.HARNESS_ERROR, duration_s=round(time.monotonic() - started, 4),
                               stderr=compile_warnings[: limits.keep_output_bytes], sandbox=self.config.label)  # fmt: skip

@@ -41,6 +41,24 @@ def supported() -> bool:
     return _SYS_CLONE is not None and api is not None and hasattr(api, "PyOS_AfterFork_Child")
 
 
+def zygotes_of(worker: int) -> set[int]:
+    """The zygote pids among a worker's children (a worker has one; ps shows them as NAME)."""
+    found = set()
+    try:
+        with open(f"/proc/{worker}/task/{worker}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    except OSError:
+        return found
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as comm:
+                if comm.read().strip() == NAME:
+                    found.add(pid)
+        except OSError:
+            pass  # ended meanwhile
+    return found
+
+
 def _read_exactly(fd: int, size: int) -> bytes:
     parts, left = [], size
     while left:
