@@ -121,6 +121,24 @@ def test_code_compiled_by_the_worker_reports_as_if_compiled_in_the_sandbox(tier)
     assert warned.passed and 'solution.py:2: SyntaxWarning: "is" with a literal' in warned.stderr
 
 
+def test_every_sample_starts_as_a_fresh_process_would():
+    """Forked children skip CPython's fork hooks where nothing needs them; each must still get its
+    own random seed, its own pid and a working threading module, as a fresh interpreter would."""
+    program = Program(
+        "import os, random, threading\n"
+        "print(random.getrandbits(64), os.getpid(), threading.get_native_id())\n"
+        "t = threading.Thread(target=print, args=('thread ran',))\n"
+        "t.start(); t.join()\n",
+        "pass\n",
+    )
+    with Executor("process", workers=1) as ex:
+        outcomes = ex.run([program] * 4)
+    lines = [o.stdout.splitlines() for o in outcomes]
+    assert all(o.passed for o in outcomes) and all(line[1] == "thread ran" for line in lines)
+    seeds, pids, native_ids = zip(*(line[0].split() for line in lines), strict=True)
+    assert len(set(seeds)) == 4 and len(set(pids)) == 4 and pids == native_ids
+
+
 def test_a_killed_worker_is_replaced_and_no_sample_is_lost():
     programs = [
         Program(f"import time\ntime.sleep(0.05)\nvalue = {i}\n", f"assert value == {i}\n") for i in range(60)

@@ -68,8 +68,13 @@ def _static_limits(limits: Limits) -> dict:
     }
 
 
-def set_rlimits(limits: Limits, nproc_base: int | None = 0, static: bool = True) -> None:
-    """nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
+def rlimit_settings(
+    limits: Limits, nproc_base: int | None = 0, static: bool = True
+) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) triples for a sandboxed process, clamped where this process cannot
+    raise a hard limit (a forked child has the same limits, so its forker can compute them).
+
+    nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
     its namespaces first and the runner inside applies the cap). static False: the limits that are
     the same for every sample were set once in the forking worker already (apply_once)."""
     settings = {resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1)}
@@ -80,16 +85,19 @@ def set_rlimits(limits: Limits, nproc_base: int | None = 0, static: bool = True)
             nproc_base + limits.max_processes,
             nproc_base + limits.max_processes,
         )
-    _apply_rlimits(settings)
-
-
-def _apply_rlimits(settings: dict) -> None:
     root = os.geteuid() == 0
+    triples = []
     for which, (soft, hard) in settings.items():
         if not root:  # an ordinary user cannot raise a hard limit
             _, current_hard = resource.getrlimit(which)
             if current_hard != resource.RLIM_INFINITY:
                 soft, hard = min(soft, current_hard), min(hard, current_hard)
+        triples.append((which, soft, hard))
+    return triples
+
+
+def apply_rlimits(settings: list[tuple[int, int, int]]) -> None:
+    for which, soft, hard in settings:
         resource.setrlimit(which, (soft, hard))
 
 
@@ -261,17 +269,27 @@ def apply_once(prepared: Prepared, hardening: Hardening, limits: Limits) -> None
     The seccomp filter is loaded here only when Landlock scopes signals (ABI >= 6): without that, the
     filter forbids signals to process groups, which the forking process needs."""
     prepared.static_limits = _static_limits(limits)  # never the CPU limit: the worker runs for hours
-    _apply_rlimits(prepared.static_limits)
+    apply_rlimits([(which, *pair) for which, pair in prepared.static_limits.items()])
     if prepared.bpf is not None and hardening.landlock_abi >= 6:
         load_bpf(prepared.bpf)
         prepared.bpf_loaded = True
 
 
-def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepared | None = None) -> None:
+def child_rlimits(prepared: Prepared, hardening: Hardening, limits: Limits) -> list[tuple[int, int, int]]:
+    """The rlimits a child forked from a prepared process still has to set (rlimit_settings)."""
+    return rlimit_settings(
+        limits, hardening.nproc_base, static=prepared.static_limits != _static_limits(limits)
+    )
+
+
+def harden(
+    hardening: Hardening, rlimits: list[tuple[int, int, int]], workdir: str, prepared: Prepared | None = None
+) -> None:
     """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
-    first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good)."""
+    first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good).
+    rlimits: from rlimit_settings (or child_rlimits), computed before forking where possible."""
     prepared = prepared or prepare(hardening)
-    set_rlimits(limits, hardening.nproc_base, static=prepared.static_limits != _static_limits(limits))
+    apply_rlimits(rlimits)
     own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
@@ -281,9 +299,8 @@ def harden(hardening: Hardening, limits: Limits, workdir: str, prepared: Prepare
     clean_environment(workdir)
     runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
     if hardening.landlock_abi:
-        extra = landlock.rules(
-            hardening.landlock_abi, {"/proc/self": own["/proc/self"]}, {workdir: own[workdir]}, {}
-        )
+        everything = landlock.handled_fs(hardening.landlock_abi)
+        extra = [(own["/proc/self"], landlock.READ_ONLY & everything), (own[workdir], everything)]
         landlock.restrict_self(
             landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra)
         )

@@ -280,14 +280,16 @@ def main() -> None:
     os.dup2(null, 0)
     os.close(null)
     sys.stdin = open(0, closefd=False)
-    from slmlab.execute.harden import Hardening, become_subreaper, harden, reset_signals
+    from slmlab.execute.harden import Hardening, become_subreaper, harden, reset_signals, rlimit_settings
     from slmlab.execute.limits import Limits
 
     reset_signals()
     if sys.platform == "linux":
         become_subreaper()
     if payload.get("harden"):
-        harden(Hardening(**payload["harden"]), Limits(**payload["limits"]), payload["workdir"])
+        hardening = Hardening(**payload["harden"])
+        rlimits = rlimit_settings(Limits(**payload["limits"]), hardening.nproc_base)
+        harden(hardening, rlimits, payload["workdir"])
     execute_and_report(payload)
     os._exit(0)
 

@@ -34,11 +34,13 @@ from slmlab.execute.exposure import expose, private_tmpfs
 from slmlab.execute.harden import (
     Hardening,
     apply_once,
+    apply_rlimits,
     become_subreaper,
+    child_rlimits,
     harden,
     prepare,
     reset_signals,
-    set_rlimits,
+    rlimit_settings,
 )
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
@@ -51,9 +53,11 @@ from slmlab.execute.runner import (
 )
 
 # Modules the benchmarks' programs import most; importing them once here makes every fork cheaper.
-# hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it.
+# hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it;
+# random (and statistics, which imports it) too: it reseeds itself in every forked child, which
+# costs every sample more than importing it costs the few that use it (zygote._needs_fork_hooks).
 _WARM_IMPORTS = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
-                 "random", "bisect", "statistics", "fractions", "decimal", "copy", "operator")  # fmt: skip
+                 "bisect", "fractions", "decimal", "copy", "operator")  # fmt: skip
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
 
 
@@ -366,7 +370,7 @@ class Worker:
         if tests_code is not None:
             payload.update(tests_code=tests_code, tests="")
         # marshal: the child decodes it in one C call, no Python frames
-        request = marshal.dumps({"payload": payload, "limits": limits.to_dict(), "files": slot.paths,
+        request = marshal.dumps({"payload": payload, "rlimits": self._child_rlimits(limits), "files": slot.paths,
                                  "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
         if self.zygote is not None:
             try:
@@ -381,6 +385,10 @@ class Worker:
             self._run_child(request)
         return pid
 
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one worker per process, a few Limits per run
+    def _child_rlimits(self, limits: Limits) -> list[tuple[int, int, int]]:
+        return child_rlimits(self.prepared, self.hardening, limits)
+
     def _start_zygote(self) -> None:
         if zygote.supported():
             self.zygote = zygote.Zygote(self._run_child, close_in_zygote=(self.conn.fileno(),))
@@ -389,7 +397,7 @@ class Worker:
         """The sandboxed child, forked by the zygote (or the worker): harden, run, report, exit."""
         try:
             request = marshal.loads(request)
-            payload, limits = request["payload"], Limits(**request["limits"])
+            payload = request["payload"]
             os.setsid()
             become_subreaper()
             # Signals were reset once in the worker, whose stdin is /dev/null already.
@@ -398,7 +406,7 @@ class Worker:
                 os.dup2(fd, target)
                 os.close(fd)
             try:
-                harden(self.hardenings[request["uid"]], limits, request["workdir"], self.prepared)
+                harden(self.hardenings[request["uid"]], request["rlimits"], request["workdir"], self.prepared)
             except BaseException as exc:
                 record = {"status": "harness_error", "error_type": type(exc).__name__,
                           "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
@@ -426,8 +434,10 @@ class Worker:
         with open(payload_path, "w", encoding="utf-8") as f:
             json.dump(run_payload, f)
 
+        rlimits = rlimit_settings(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
+
         def limit_child() -> None:  # runs between fork and exec: rlimits apply to bwrap and python
-            set_rlimits(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
+            apply_rlimits(rlimits)
 
         with open(payload_path, "rb") as stdin:
             return subprocess.Popen(
