@@ -29,7 +29,7 @@ class Channel:
     def receive(self) -> list:
         """Every complete message that has arrived; call when the socket is readable (it blocks
         otherwise). Raises EOFError when the other side is gone."""
-        data = os.read(self.fd, 1 << 20)
+        data = os.read(self.fd, 1 << 16)  # a larger buffer costs an mmap per call
         if not data:
             raise EOFError("channel closed")
         self.buffer += data

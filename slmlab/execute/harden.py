@@ -221,7 +221,7 @@ class Prepared:
     """What can be built once, before forking the children that use it."""
 
     read_fds: dict[str, int]
-    landlock_rules: list[tuple[int, int]]  # everything but the work directory and /proc/self
+    landlock_rules: landlock.Rules | None  # everything but the work directory and /proc/self
     bpf: bytes | None
     reroute: bool = True  # False once the interpreter is known to be reachable by the sandbox uids
     static_limits: dict | None = None  # limits already applied to the forking process (apply_once)
@@ -232,9 +232,10 @@ def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
     """bpf: the seccomp filter, when compiled elsewhere already (compile_seccomp)."""
     landlock.libc()  # loaded before forking, not once in every child
     read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
-    rules = []
+    rules = None
     if hardening.landlock_abi:
-        rules = landlock.rules(hardening.landlock_abi, read_fds, {}, landlock.open_paths(DEVICE_FILES))
+        pairs = landlock.rules(hardening.landlock_abi, read_fds, landlock.open_paths(DEVICE_FILES))
+        rules = landlock.Rules(hardening.landlock_abi, pairs)
     if hardening.seccomp and bpf is None:
         bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6)
     if not hardening.seccomp:
@@ -298,11 +299,9 @@ def harden(
     os.chdir(workdir)
     clean_environment(workdir)
     runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
-    if hardening.landlock_abi:
+    if prepared.landlock_rules is not None:
         everything = landlock.handled_fs(hardening.landlock_abi)
-        extra = [(own["/proc/self"], landlock.READ_ONLY & everything), (own[workdir], everything)]
-        landlock.restrict_self(
-            landlock.create_ruleset(hardening.landlock_abi, prepared.landlock_rules + extra)
-        )
+        own_rules = [(own["/proc/self"], landlock.READ_ONLY & everything), (own[workdir], everything)]
+        landlock.restrict_self(prepared.landlock_rules.create(own_rules))
     if prepared.bpf is not None and not prepared.bpf_loaded:
         load_bpf(prepared.bpf)

@@ -100,47 +100,54 @@ def open_paths(paths: list[str]) -> dict[str, int]:
     return fds
 
 
-def rules(
-    abi: int, read: dict[str, int], write: dict[str, int], device_files: dict[str, int]
-) -> list[tuple[int, int]]:
-    """(descriptor, allowed rights) pairs for create_ruleset; computed once, reused for every sample.
-
-    Each argument maps paths to O_PATH descriptors. read: directories readable and executable;
-    write: directories with every right; device_files: files readable and writable (/dev/null).
-    """
+def rules(abi: int, read: dict[str, int], device_files: dict[str, int]) -> list[tuple[int, int]]:
+    """(descriptor, allowed rights) pairs for Rules. Each argument maps paths to O_PATH descriptors.
+    read: directories readable and executable; device_files: files readable and writable (/dev/null)."""
     fs = handled_fs(abi)
     pairs = []
-    for fds, rights in ((read, READ_ONLY & fs), (write, fs), (device_files, FILE_RIGHTS & fs)):
+    for fds, rights in ((read, READ_ONLY & fs), (device_files, FILE_RIGHTS & fs)):
         for fd in fds.values():
             pairs.append((fd, rights if os.path.isdir(f"/proc/self/fd/{fd}") else rights & FILE_RIGHTS))
     return pairs
 
 
-def create_ruleset(abi: int, rule_pairs: list[tuple[int, int]]) -> int:
-    """A ruleset descriptor allowing `rule_pairs` (see rules) and nothing else of the file system; it
-    also denies all TCP bind/connect (ABI >= 4) and signals and abstract unix sockets outside the
-    sandbox (ABI >= 6)."""
-    call = _syscall()
-    attr = _RulesetAttr(fs=handled_fs(abi))
-    size = 8
-    if abi >= 4:
-        attr.net = NET_BIND_TCP | NET_CONNECT_TCP
-        size = 16
-    if abi >= 6:
-        attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-        size = 24
-    ruleset = call(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
-    if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
-    try:
-        for fd, allowed in rule_pairs:
-            rule = _PathBeneath(allowed=allowed, parent_fd=fd)
-            if call(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0)) < 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for descriptor {fd}")
-    except BaseException:
-        os.close(ruleset)
-        raise
-    return ruleset
+class Rules:
+    """The rules of a ruleset as C structures, built once: a process that forks sandboxed children
+    builds them before forking, and each child only makes the system calls (every Python object a
+    forked child touches costs it a page copy). The ruleset allows the rules' paths and nothing else
+    of the file system; it also denies all TCP bind/connect (ABI >= 4) and signals and abstract unix
+    sockets outside the sandbox (ABI >= 6)."""
+
+    def __init__(self, abi: int, rule_pairs: list[tuple[int, int]]):
+        self.abi = abi
+        attr = _RulesetAttr(fs=handled_fs(abi))
+        size = 8
+        if abi >= 4:
+            attr.net = NET_BIND_TCP | NET_CONNECT_TCP
+            size = 16
+        if abi >= 6:
+            attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+            size = 24
+        self._attr, self._size = attr, ctypes.c_size_t(size)
+        self._rules = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in rule_pairs]
+
+    def create(self, directories: list[tuple[int, int]] = ()) -> int:
+        """A ruleset descriptor with these rules, and `directories` ((descriptor, rights) pairs) too."""
+        call, zero = _syscall(), ctypes.c_uint32(0)
+        ruleset = call(_SYS_CREATE_RULESET, ctypes.byref(self._attr), self._size, zero)
+        if ruleset < 0:
+            raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+        extra = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in directories]
+        try:
+            for rule in self._rules + extra:
+                if call(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), zero) < 0:
+                    raise OSError(
+                        ctypes.get_errno(), f"landlock_add_rule failed for descriptor {rule.parent_fd}"
+                    )
+        except BaseException:
+            os.close(ruleset)
+            raise
+        return ruleset
 
 
 def restrict_self(ruleset: int) -> None:

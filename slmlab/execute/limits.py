@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 MIB = 1024 * 1024
 
@@ -34,7 +34,7 @@ class Limits:
     def with_timeout(self, timeout_s: float | None) -> Limits:
         if timeout_s is None or timeout_s == self.timeout_s:
             return self
-        return Limits(**{**asdict(self), "timeout_s": timeout_s})
+        return replace(self, timeout_s=timeout_s)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))  # asdict deep-copies: ten times slower, and this runs per sample
