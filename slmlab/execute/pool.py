@@ -132,9 +132,11 @@ class Executor:
             uids=uids, max_parked=self.max_parked, limits=self.limits.to_dict(), seccomp_bpf=self._bpf,
             bootstrap=_bootstrap("from slmlab.execute.runner import main; main()", self._site_dirs),
         )  # fmt: skip
-        code = _bootstrap("from slmlab.execute.worker import main; main()", [])
+        # -S: site-packages go on sys.path as plain directories (programs can import what is installed
+        # there), without running .pth files, whose imports would be copied into every forked sample.
+        code = _bootstrap("from slmlab.execute.worker import main; main()", self._site_dirs)
         process = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", code, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-I", "-S", "-B", "-c", code, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
             # LD_BIND_NOW: resolve every symbol once in the worker instead of in each forked child,
             # where each first call would copy a page of the symbol table.

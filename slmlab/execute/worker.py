@@ -20,8 +20,6 @@ import gc
 import json
 import marshal
 import os
-import select
-import shutil
 import signal
 import sys
 import time
@@ -202,6 +200,8 @@ def _remove_tree(path: str) -> None:
         except OSError:
             pass
 
+    import shutil  # here, not at the top: it maps zlib, bz2 and lzma (30 memory areas) into every fork
+
     shutil.rmtree(path, onerror=make_writable)
 
 
@@ -246,11 +246,13 @@ class Worker:
     def serve(self) -> None:
         # Children are watched through pidfds, not SIGCHLD: with no handler and no wake-up pipe to
         # undo, a forked child starts with nothing to reset.
+        from select import select  # imported after the zygote's fork: one library fewer in every child
+
         while not (self.stopping and not self.live and not self.queue):
             self._start_queued()
             timeout = self._next_timer()
             watched = [self.conn, *(live.pidfd for live in self.live.values())]
-            readable, _, _ = select.select(watched, [], [], timeout)
+            readable, _, _ = select(watched, [], [], timeout)
             if self.conn in readable:
                 self._receive()
             self._reap()

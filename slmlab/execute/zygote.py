@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import signal
 import sys
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from collections.abc import Callable
 from slmlab.execute import landlock
 
 _CLONE_PARENT, _SIGCHLD = 0x00008000, 17
-_SYS_CLONE = {"x86_64": 56, "amd64": 56, "aarch64": 220, "arm64": 220}.get(platform.machine().lower())
+_SYS_CLONE = {"x86_64": 56, "amd64": 56, "aarch64": 220, "arm64": 220}.get(os.uname().machine.lower())
 _PR_SET_NAME, _PR_SET_PDEATHSIG, _SIGKILL = 15, 1, 9
 NAME = b"slmlab-zygote"  # what ps and /proc/PID/comm show for it
 
