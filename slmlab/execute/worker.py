@@ -55,7 +55,7 @@ from slmlab.execute.runner import (
 # random (and statistics, which imports it) too: it reseeds itself in every forked child, which
 # costs every sample more than importing it costs the few that use it (zygote._needs_fork_hooks).
 _WARM_IMPORTS = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
-                 "bisect", "fractions", "decimal", "copy", "operator")  # fmt: skip
+                 "bisect", "copy", "operator")  # fmt: skip
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
 
 
