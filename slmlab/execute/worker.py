@@ -134,6 +134,19 @@ class Slot:
 
 
 _SCRATCH_MB = 512  # per worker, for all its samples' files (output is also capped per file)
+
+
+@functools.lru_cache(maxsize=256)  # sample files repeat completions: the same answer, sampled again
+def _compiled_definitions(definitions: str) -> tuple[bytes | None, dict | None, str]:
+    """(marshalled code or None, the syntax_error record or None, compile-time warnings as text).
+    The warnings (SyntaxWarning) belong in the sample's stderr, where compiling in the sandbox would
+    have put them, not in ours."""
+    with warnings.catch_warnings(record=True) as caught:
+        code, record = compile_program(definitions)
+    text = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    return (None if code is None else marshal.dumps(code)), record, text
+
+
 # Each task's tests, compiled once per worker: sample files come task by task, but a shuffled file
 # (or a long run) brings a task back after hundreds of others, so the cache holds a whole benchmark.
 _compiled_tests = functools.lru_cache(maxsize=1024)(compile_tests)
@@ -333,13 +346,7 @@ class Worker:
 
     def _launch(self, job_id: int, payload: dict, limits: Limits) -> None:
         started = time.monotonic()
-        # Compile-time warnings (SyntaxWarning) belong in the sample's stderr, where compiling in the
-        # sandbox would have put them, not in ours.
-        with warnings.catch_warnings(record=True) as caught:
-            code, record = compile_program(payload["definitions"])
-        compile_warnings = "".join(
-            warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
-        )
+        code, record, compile_warnings = _compiled_definitions(payload["definitions"])
         # The fresh interpreters of the bwrap and subprocess tiers compile again (a code object does not
         # travel in their JSON payload); next to starting an interpreter that costs nothing.
         if record is not None:  # a syntax error, found before anything runs: no sandbox needed
@@ -365,13 +372,11 @@ class Worker:
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
                               park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
 
-    def _fork(self, payload: dict, limits: Limits, slot: Slot, code, compile_warnings: str) -> int:
-        """code: the program's definitions, compiled (_launch)."""
+    def _fork(self, payload: dict, limits: Limits, slot: Slot, code: bytes, compile_warnings: str) -> int:
+        """code: the program's definitions, compiled and marshalled (_compiled_definitions)."""
         # Everything the child needs, ready to use: each Python function a child runs, and each object
         # it touches, costs it page copies (copy-on-write), so the work is done here where it can be.
-        payload = dict(
-            payload, definitions="", definitions_code=marshal.dumps(code), compile_warnings=compile_warnings
-        )
+        payload = dict(payload, definitions="", definitions_code=code, compile_warnings=compile_warnings)
         tests_code = _compiled_tests(payload["tests"])
         if tests_code is not None:
             payload.update(tests_code=tests_code, tests="")
@@ -477,8 +482,10 @@ class Worker:
             if os.waitid(os.P_PIDFD, live.pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 continue
             # Ended but not yet reaped: its pid and process group cannot be reused while we kill
-            # what it left behind, so no stranger can be hit.
-            _kill_tree(live.pid)
+            # what it left behind in the group, so no stranger can be hit. (A dead process has no
+            # children: its orphans are ours now, and _finish sweeps them.)
+            with contextlib.suppress(OSError):
+                os.killpg(live.pid, signal.SIGKILL)
             _, status, usage = os.wait4(live.pid, 0)
             del self.live[live.pid]
             os.close(live.pidfd)

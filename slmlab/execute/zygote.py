@@ -140,6 +140,9 @@ def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> N
     libc = landlock.libc()
     libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
     libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # never outlive the worker
+    trim = getattr(libc, "malloc_trim", None)  # glibc: free heap pages need not be copied per fork
+    if trim is not None:
+        trim(0)
     if _needs_fork_hooks():
         api = ctypes.pythonapi
         before, after_child, after_parent = (
