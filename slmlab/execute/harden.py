@@ -68,10 +68,11 @@ def _static_limits(limits: Limits) -> dict:
     }
 
 
-def rlimit_settings(
-    limits: Limits, nproc_base: int | None = 0, static: bool = True
-) -> list[tuple[int, int, int]]:
-    """(resource, soft, hard) triples for a sandboxed process, clamped where this process cannot
+RLimits = list[tuple[int, int, int]]  # (resource, soft, hard) for setrlimit
+
+
+def rlimit_settings(limits: Limits, nproc_base: int | None = 0, static: bool = True) -> RLimits:
+    """The rlimits of a sandboxed process, clamped where this process cannot
     raise a hard limit (a forked child has the same limits, so its forker can compute them).
 
     nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
@@ -96,7 +97,7 @@ def rlimit_settings(
     return triples
 
 
-def apply_rlimits(settings: list[tuple[int, int, int]]) -> None:
+def apply_rlimits(settings: RLimits) -> None:
     for which, soft, hard in settings:
         resource.setrlimit(which, (soft, hard))
 
@@ -276,16 +277,14 @@ def apply_once(prepared: Prepared, hardening: Hardening, limits: Limits) -> None
         prepared.bpf_loaded = True
 
 
-def child_rlimits(prepared: Prepared, hardening: Hardening, limits: Limits) -> list[tuple[int, int, int]]:
+def child_rlimits(prepared: Prepared, hardening: Hardening, limits: Limits) -> RLimits:
     """The rlimits a child forked from a prepared process still has to set (rlimit_settings)."""
     return rlimit_settings(
         limits, hardening.nproc_base, static=prepared.static_limits != _static_limits(limits)
     )
 
 
-def harden(
-    hardening: Hardening, rlimits: list[tuple[int, int, int]], workdir: str, prepared: Prepared | None = None
-) -> None:
+def harden(hardening: Hardening, rlimits: RLimits, workdir: str, prepared: Prepared | None = None) -> None:
     """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
     first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good).
     rlimits: from rlimit_settings (or child_rlimits), computed before forking where possible."""

@@ -119,7 +119,6 @@ class Rules:
     sockets outside the sandbox (ABI >= 6)."""
 
     def __init__(self, abi: int, rule_pairs: list[tuple[int, int]]):
-        self.abi = abi
         attr = _RulesetAttr(fs=handled_fs(abi))
         size = 8
         if abi >= 4:
@@ -131,7 +130,7 @@ class Rules:
         self._attr, self._size = attr, ctypes.c_size_t(size)
         self._rules = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in rule_pairs]
 
-    def create(self, directories: list[tuple[int, int]] = ()) -> int:
+    def create(self, directories: list[tuple[int, int]]) -> int:
         """A ruleset descriptor with these rules, and `directories` ((descriptor, rights) pairs) too."""
         call, zero = _syscall(), ctypes.c_uint32(0)
         ruleset = call(_SYS_CREATE_RULESET, ctypes.byref(self._attr), self._size, zero)

@@ -31,6 +31,7 @@ from slmlab.execute.channel import Channel
 from slmlab.execute.exposure import expose, private_tmpfs
 from slmlab.execute.harden import (
     Hardening,
+    RLimits,
     apply_once,
     apply_rlimits,
     become_subreaper,
@@ -233,6 +234,7 @@ class Worker:
         self.hardenings = {uid: Hardening(**{**config.hardening, "uid": uid}) for uid in self.uids or [None]}
         bpf = bytes.fromhex(config.seccomp_bpf) if config.seccomp_bpf else None
         self.prepared = prepare(self.hardening, bpf) if config.tier == "process" else None
+        self.rlimits: dict[Limits, RLimits] = {}
         if self.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
                 expose(self.hardening.read_paths)
@@ -396,9 +398,10 @@ class Worker:
             self._run_child(request)
         return pid
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - one worker per process, a few Limits per run
-    def _child_rlimits(self, limits: Limits) -> list[tuple[int, int, int]]:
-        return child_rlimits(self.prepared, self.hardening, limits)
+    def _child_rlimits(self, limits: Limits) -> RLimits:
+        if limits not in self.rlimits:  # a run has one Limits, or a few (per-task timeouts)
+            self.rlimits[limits] = child_rlimits(self.prepared, self.hardening, limits)
+        return self.rlimits[limits]
 
     def _start_zygote(self) -> None:
         if zygote.supported():
