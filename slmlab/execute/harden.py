@@ -118,15 +118,20 @@ def sandbox_environment(workdir: str) -> dict[str, str]:
     }
 
 
-def clean_environment(workdir: str) -> None:
-    """Nothing of the parent's environment stays. A worker is started with the sandbox's own
-    variables already, so its children only point HOME and TMPDIR at their directory."""
-    wanted = sandbox_environment(workdir)
-    if set(os.environ) == set(wanted) and os.environ["PATH"] == SAFE_PATH:
+def has_sandbox_environment() -> bool:
+    """Whether this process has the sandbox's variables (a worker is started with them), so that its
+    children only point HOME and TMPDIR at their directory."""
+    return set(os.environ) == set(sandbox_environment("")) and os.environ["PATH"] == SAFE_PATH
+
+
+def clean_environment(workdir: str, ready: bool = False) -> None:
+    """Nothing of the parent's environment stays. ready: has_sandbox_environment() was true in
+    the process this one was forked from."""
+    if ready or has_sandbox_environment():
         os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         return
     os.environ.clear()
-    os.environ.update(wanted)
+    os.environ.update(sandbox_environment(workdir))
 
 
 def reset_signals() -> None:
@@ -226,6 +231,7 @@ class Prepared:
     bpf: bytes | None
     reroute: bool = True  # False once the interpreter is known to be reachable by the sandbox uids
     static_limits: dict | None = None  # limits already applied to the forking process (apply_once)
+    environment_ready: bool = False  # the forking process has the sandbox's environment variables
     bpf_loaded: bool = False  # the forking process carries the seccomp filter; children inherit it
 
 
@@ -243,7 +249,9 @@ def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
         bpf = None
     elif bpf is None:
         raise OSError("seccomp was requested but libseccomp is not available")
-    return Prepared(read_fds, rules, bpf)
+    # The sandbox's directories, but the work directory, which each child adds (settle).
+    runner.SANDBOX_ROOTS[:] = ["/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
+    return Prepared(read_fds, rules, bpf, environment_ready=has_sandbox_environment())
 
 
 def reroute_sys_path(fds: dict[str, int]) -> None:
@@ -293,14 +301,36 @@ def harden(hardening: Hardening, rlimits: RLimits, workdir: str, prepared: Prepa
     own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
-        if prepared.reroute:
-            reroute_sys_path(prepared.read_fds)
     os.chdir(workdir)
-    clean_environment(workdir)
-    runner.SANDBOX_ROOTS[:] = [workdir, "/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
+    settle(hardening, workdir, prepared)
     if prepared.landlock_rules is not None:
-        everything = landlock.handled_fs(hardening.landlock_abi)
-        own_rules = [(own["/proc/self"], landlock.READ_ONLY & everything), (own[workdir], everything)]
-        landlock.restrict_self(prepared.landlock_rules.create(own_rules))
+        proc_self, work = own_rights(hardening.landlock_abi)
+        landlock.restrict_self(
+            prepared.landlock_rules.create([(own["/proc/self"], proc_self), (own[workdir], work)])
+        )
     if prepared.bpf is not None and not prepared.bpf_loaded:
         load_bpf(prepared.bpf)
+
+
+def own_rights(abi: int) -> tuple[int, int]:
+    """Landlock rights of a sandboxed process on its own /proc/self and on its work directory."""
+    everything = landlock.handled_fs(abi)
+    return landlock.READ_ONLY & everything, everything
+
+
+def settle(hardening: Hardening, workdir: str, prepared: Prepared) -> None:
+    """The steps of harden that set the interpreter's own state (sys.path, os.environ, the runner's
+    sandbox roots); the C fork (_fastspawn) makes the system calls, and the child then runs these."""
+    if hardening.uid is not None and prepared.reroute:
+        reroute_sys_path(prepared.read_fds)
+    clean_environment(workdir, prepared.environment_ready)
+    runner.SANDBOX_ROOTS.append(workdir)
+
+
+def fast_spawn_config(hardening: Hardening, prepared: Prepared, fork_hooks: bool) -> tuple:
+    """_fastspawn.configure's arguments: what harden does the same way for every child."""
+    proc_self, work = own_rights(hardening.landlock_abi) if prepared.landlock_rules is not None else (0, 0)
+    rules = prepared.landlock_rules
+    bpf = prepared.bpf if prepared.bpf is not None and not prepared.bpf_loaded else b""
+    return (None if rules is None else rules.attr, [] if rules is None else rules.pairs, proc_self, work,
+            sorted(prepared.read_fds.values()), bpf, fork_hooks)  # fmt: skip

@@ -36,10 +36,12 @@ from slmlab.execute.harden import (
     apply_rlimits,
     become_subreaper,
     child_rlimits,
+    fast_spawn_config,
     harden,
     prepare,
     reset_signals,
     rlimit_settings,
+    settle,
 )
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
@@ -54,7 +56,7 @@ from slmlab.execute.runner import (
 # Modules the benchmarks' programs import most; importing them once here makes every fork cheaper.
 # hashlib is left out: it maps OpenSSL (4 MB) into every fork for the few programs that use it;
 # random (and statistics, which imports it) too: it reseeds itself in every forked child, which
-# costs every sample more than importing it costs the few that use it (zygote._needs_fork_hooks).
+# costs every sample more than importing it costs the few that use it (zygote.needs_fork_hooks).
 _WARM_IMPORTS = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "string",
                  "bisect", "copy", "operator")  # fmt: skip
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
@@ -71,6 +73,7 @@ class WorkerConfig:
     limits: dict | None = None  # the executor's default limits, applied once where they can be
     seccomp_bpf: str = ""  # compiled by the executor (hex), so workers need not import libseccomp
     bootstrap: str = ""  # python -c code that starts the runner in a fresh interpreter
+    fast_spawn: bool = True  # process tier: fork and harden in C (zygote.hardened_spawn_enabled)
 
 
 @dataclass
@@ -383,8 +386,12 @@ class Worker:
         if tests_code is not None:
             payload.update(tests_code=tests_code, tests="")
         # marshal: the child decodes it in one C call, no Python frames
-        request = marshal.dumps({"payload": payload, "rlimits": self._child_rlimits(limits), "files": slot.paths,
+        rlimits = self._child_rlimits(limits)
+        request = marshal.dumps({"payload": payload, "rlimits": rlimits, "files": slot.paths,
                                  "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
+        if self.zygote is not None and self.zygote.hardened:  # what _fastspawn.spawn does in C
+            plan = (tuple(slot.paths), slot.workdir, -1 if slot.uid is None else slot.uid, rlimits)
+            request = marshal.dumps((plan, request))
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(request)
@@ -404,8 +411,12 @@ class Worker:
         return self.rlimits[limits]
 
     def _start_zygote(self) -> None:
-        if zygote.supported():
-            self.zygote = zygote.Zygote(self._run_child, close_in_zygote=(self.conn.fileno(),))
+        if not zygote.supported():
+            return
+        config = fast_spawn_config(self.hardening, self.prepared, zygote.needs_fork_hooks())
+        hardened = self.config.fast_spawn and zygote.configure_hardened_spawn(config)
+        self.zygote = zygote.Zygote(self._run_child, (self.conn.fileno(),),
+                                    self._run_hardened_child if hardened else None)  # fmt: skip
 
     def _run_child(self, request: bytes) -> None:
         """The sandboxed child, forked by the zygote (or the worker): harden, run, report, exit."""
@@ -422,14 +433,24 @@ class Worker:
             try:
                 harden(self.hardenings[request["uid"]], request["rlimits"], request["workdir"], self.prepared)
             except BaseException as exc:
-                record = {"status": "harness_error", "error_type": type(exc).__name__,
-                          "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
-                os.write(RESULT_FD, json.dumps(record).encode() + b"\n")
-                os._exit(0)
+                _hardening_failed(payload, exc)
             _close_fds_except(RESULT_FD + 1, set(self.prepared.read_fds.values()))  # sys.path may use those
             execute_and_report(payload)
         finally:
             os._exit(0)
+
+    def _run_hardened_child(self, request: bytes, failure: OSError | None) -> None:
+        """A child the zygote forked and hardened in C (_fastspawn): settle the interpreter, run, report.
+        failure: the hardening step that failed, if one did."""
+        request = marshal.loads(request)
+        payload = request["payload"]
+        try:
+            if failure is not None:
+                raise failure
+            settle(self.hardenings[request["uid"]], request["workdir"], self.prepared)
+        except BaseException as exc:
+            _hardening_failed(payload, exc)
+        execute_and_report(payload)
 
     def _spawn(self, payload: dict, limits: Limits, slot: Slot):
         import subprocess  # only these tiers need it; it (and threading) would slow every fork
@@ -601,6 +622,14 @@ class Worker:
                 f"the process exited (code {os.waitstatus_to_exitcode(status)}) before the tests completed"
             )
         return outcome
+
+
+def _hardening_failed(payload: dict, exc: BaseException) -> None:
+    """Report a child whose hardening failed (our fault: harness_error) and end it."""
+    record = {"status": "harness_error", "error_type": type(exc).__name__,
+              "detail": f"hardening failed: {exc}", "nonce": payload["nonce"]}  # fmt: skip
+    os.write(RESULT_FD, json.dumps(record).encode() + b"\n")
+    os._exit(0)
 
 
 def _with_record(outcome: Outcome, record: dict) -> Outcome:

@@ -12,7 +12,7 @@ The children must still be the worker's own: it is their subreaper, watches them
 clone(CLONE_PARENT), which makes the new process a child of the zygote's parent, the worker.
 os.fork cannot pass that flag, so the zygote makes the clone system call itself, and runs CPython's
 fork hooks around it (PyOS_BeforeFork, PyOS_AfterFork_Child/Parent) as os.fork does where they have
-anything to do (_needs_fork_hooks). glibc's own fork handlers do not run; they guard locks other
+anything to do (needs_fork_hooks). glibc's own fork handlers do not run; they guard locks other
 threads may hold, and the zygote has no other thread. Where the clone system call's number is not
 known here, the worker forks as before.
 
@@ -24,12 +24,19 @@ errno when the clone failed).
 from __future__ import annotations
 
 import ctypes
+import errno
+import marshal
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from slmlab.execute import landlock
+
+try:  # C: the fork and the child's hardening (_fastspawn.c)
+    from slmlab.execute import _fastspawn
+except ImportError:  # not built (no C compiler when installed): ctypes forks, the child hardens in Python
+    _fastspawn = None
 
 _CLONE_PARENT, _SIGCHLD = 0x00008000, 17
 _SYS_CLONE = {"x86_64": 56, "amd64": 56, "aarch64": 220, "arm64": 220}.get(os.uname().machine.lower())
@@ -40,6 +47,24 @@ NAME = b"slmlab-zygote"  # what ps and /proc/PID/comm show for it
 def supported() -> bool:
     api = getattr(ctypes, "pythonapi", None)  # CPython's own C API; other interpreters fork in the worker
     return _SYS_CLONE is not None and api is not None and hasattr(api, "PyOS_AfterFork_Child")
+
+
+def hardened_spawn_enabled() -> bool:
+    """Whether the process tier forks and hardens its children in C: the C module is built and
+    SLMLAB_SANDBOX_C is not 0 (which makes them harden in Python, as where it is not built)."""
+    return _fastspawn is not None and supported() and os.environ.get("SLMLAB_SANDBOX_C", "1") != "0"
+
+
+def configure_hardened_spawn(config: tuple) -> bool:
+    """Give the C module what is the same for every child (harden.fast_spawn_config). False where it
+    is not built or cannot hold it (more Landlock rules or kept descriptors than it has room for)."""
+    if _fastspawn is None:
+        return False
+    try:
+        _fastspawn.configure(*config)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def zygotes_of(worker: int) -> set[int]:
@@ -73,9 +98,16 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 class Zygote:
     """The worker's handle on its zygote. `run_child(request)` is what every child runs (in the
-    child, from the zygote's memory); it must end the process and never return."""
+    child, from the zygote's memory); it must end the process and never return.
 
-    def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = ()):
+    hardened_child: with the C module _fastspawn (configured by the caller), the zygote forks and
+    hardens each child in C, and the child runs hardened_child(request, failure), failure being the
+    OSError of the hardening step that failed, or None; requests are then marshalled pairs
+    (_fastspawn.spawn's plan, the child's request)."""
+
+    def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = (),
+                 hardened_child: Callable[[bytes, OSError | None], None] | None = None):  # fmt: skip
+        self.hardened = hardened_child is not None
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
         pid = os.fork()
@@ -83,7 +115,10 @@ class Zygote:
             try:
                 for fd in (self._requests, self._replies, *close_in_zygote):
                     os.close(fd)
-                _serve(requests_read, replies_write, run_child)
+                if hardened_child is not None:
+                    _serve_hardened(requests_read, replies_write, hardened_child)
+                else:
+                    _serve(requests_read, replies_write, run_child)
             finally:
                 os._exit(0)
         os.close(requests_read)
@@ -123,7 +158,7 @@ def _nothing() -> None:
     pass
 
 
-def _needs_fork_hooks() -> bool:
+def needs_fork_hooks() -> bool:
     """CPython's fork hooks repair what other threads held at the fork (locks, the GIL, thread
     states) and run the hooks modules registered (random reseeds itself). A zygote with one thread
     and none of those modules has nothing to repair, and skipping them spares every child some 60 page
@@ -135,7 +170,7 @@ def _needs_fork_hooks() -> bool:
     return threads != 1 or any(name in sys.modules for name in _HOOKED_MODULES)
 
 
-def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
+def _become_zygote() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # what the samples inherit, as from any shell
     libc = landlock.libc()
     libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
@@ -143,7 +178,48 @@ def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> N
     trim = getattr(libc, "malloc_trim", None)  # glibc: free heap pages need not be copied per fork
     if trim is not None:
         trim(0)
-    if _needs_fork_hooks():
+
+
+def _requests_of(requests: int) -> Iterator[bytes]:
+    """The worker's requests, until it closes the pipe or is gone."""
+    while True:
+        try:
+            size = int.from_bytes(_read_exactly(requests, 4), "little")
+            yield _read_exactly(requests, size)
+        except EOFError:
+            return
+
+
+def _reply(replies: int, pid: int) -> None:
+    os.write(replies, pid.to_bytes(4, "little", signed=True))
+
+
+def _serve_hardened(
+    requests: int, replies: int, hardened_child: Callable[[bytes, OSError | None], None]
+) -> None:
+    _become_zygote()
+    zygote = os.getpid()
+    for request in _requests_of(requests):
+        child_request, failure = b"", None
+        try:
+            plan, child_request = marshal.loads(request)
+            pid = _fastspawn.spawn(plan)
+        except (OSError, ValueError, TypeError, EOFError) as exc:
+            failure = exc if isinstance(exc, OSError) else OSError(errno.EINVAL, str(exc))
+            # Raised in the child, a hardening step failed; in the zygote, the fork or the request.
+            pid = 0 if os.getpid() != zygote else -(failure.errno or errno.EINVAL)
+        if pid == 0:
+            try:
+                hardened_child(child_request, failure)
+            finally:
+                os._exit(0)
+        _reply(replies, pid)
+
+
+def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
+    _become_zygote()
+    libc = landlock.libc()
+    if needs_fork_hooks():
         api = ctypes.pythonapi
         before, after_child, after_parent = (
             api.PyOS_BeforeFork,
@@ -153,12 +229,7 @@ def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> N
     else:
         before = after_child = after_parent = _nothing
     clone, flags, zero = libc.syscall, ctypes.c_long(_CLONE_PARENT | _SIGCHLD), ctypes.c_long(0)
-    while True:
-        try:
-            size = int.from_bytes(_read_exactly(requests, 4), "little")
-            request = _read_exactly(requests, size)
-        except EOFError:  # the worker closed the pipe or is gone
-            return
+    for request in _requests_of(requests):
         before()
         pid = clone(_SYS_CLONE, flags, zero, zero, zero, zero)  # a fork whose parent is the worker
         if pid == 0:
@@ -167,6 +238,6 @@ def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> N
                 run_child(request)
             finally:
                 os._exit(0)
-        errno = ctypes.get_errno() if pid < 0 else 0
+        error = ctypes.get_errno() if pid < 0 else 0
         after_parent()
-        os.write(replies, (pid if pid > 0 else -(errno or 1)).to_bytes(4, "little", signed=True))
+        _reply(replies, pid if pid > 0 else -(error or 1))
