@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import signal
 import threading
@@ -216,13 +215,13 @@ def test_a_hardening_step_that_fails_in_c_reaches_the_child_as_its_error(tmp_pat
 
     forks = zygote.Zygote(lambda request: None, (), child)
     try:
-        request = (files, str(tmp_path / "missing"), -1, [])
-        pid = forks.spawn(marshal.dumps((request, b"missing workdir")))
+        request = zygote.hardened_request(files, str(tmp_path / "missing"), None, [], b"missing workdir")
+        pid = forks.spawn(request)
         os.waitpid(pid, 0)  # the zygote's children are ours (CLONE_PARENT)
     finally:
         forks.close()
     assert Path(files[2]).read_text() == (
-        "missing workdir: open the work directory: No such file or directory"
+        "missing workdir: [Errno 2] open the work directory: No such file or directory"
     )
 
 

@@ -1,18 +1,21 @@
-/* The zygote's fork and the sandboxed child's hardening, in C.
+/* The zygote's loop, its fork, and the sandboxed child's hardening, in C.
 
    Written by hand because no library does it: the same steps as harden.harden() (see there for why
    each one), made as plain system calls. In Python every object a freshly forked child touches costs
    it a copy of that object's page (copy-on-write), and the hardening touched some 150 of them, half
-   of a short sample's cost; here the child touches its stack and a few static variables.
+   of a short sample's cost; here the child touches its stack and a few static variables. The zygote's
+   loop is here for the same reason: whatever the zygote writes between two forks, it copies while the
+   last child lives.
 
    Optional: when this module is not built (no C compiler), the zygote forks with ctypes and the
    child hardens itself in Python, with the same effect.
 
    configure(...) stores what is the same for every child (the Landlock rules, the descriptors to
-   keep, the seccomp filter); spawn(plan) forks a child of the caller's parent (CLONE_PARENT: the
-   worker is the zygote's parent, and must be the children's), hardens the child and returns 0 in
-   it; in the zygote it returns the child's pid. A hardening step that fails raises OSError in the
-   child, naming the step. */
+   keep, the seccomp filter). serve(requests, replies, child) reads requests from the worker (a 4-byte
+   length, then a plan in the layout zygote.hardened_request writes, then the child's own request), and
+   for each forks a child of the worker (CLONE_PARENT: the worker must be the children's parent),
+   hardens it and calls child(request, failure) in it, failure being None or the OSError of the step
+   that failed; the zygote answers with the child's pid (4 bytes, minus the errno when it failed). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +26,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -75,20 +79,6 @@ struct plan {
     int n_rlimits;
     long rlimits[MAX_RLIMITS][3]; /* resource, soft, hard */
 };
-
-static int copy_path(PyObject *text, char *out)
-{
-    Py_ssize_t size;
-    const char *s = PyUnicode_AsUTF8AndSize(text, &size);
-    if (s == NULL)
-        return -1;
-    if (size >= PATH_MAX || (Py_ssize_t)strlen(s) != size) {
-        PyErr_SetString(PyExc_ValueError, "path too long or with a NUL byte");
-        return -1;
-    }
-    memcpy(out, s, size + 1);
-    return 0;
-}
 
 static PyObject *configure(PyObject *self, PyObject *args)
 {
@@ -161,27 +151,50 @@ invalid:
     return NULL;
 }
 
-static int parse_plan(PyObject *args, struct plan *plan)
+/* Little-endian reads from a request: 0, or -1 when it is shorter than it says. */
+struct reader {
+    const unsigned char *at, *end;
+};
+
+static int read_bytes(struct reader *r, void *out, size_t size)
 {
-    PyObject *paths, *workdir, *rlimits;
-    if (!PyArg_ParseTuple(args, "(OOlO)", &paths, &workdir, &plan->uid, &rlimits))
+    if ((size_t)(r->end - r->at) < size)
         return -1;
-    if (!PyTuple_Check(paths) || PyTuple_GET_SIZE(paths) != 3 || !PyList_Check(rlimits) ||
-        PyList_GET_SIZE(rlimits) > MAX_RLIMITS) {
-        PyErr_SetString(PyExc_ValueError, "invalid sandbox plan");
-        return -1;
-    }
-    for (int i = 0; i < 3; i++)
-        if (copy_path(PyTuple_GET_ITEM(paths, i), plan->paths[i]) < 0)
-            return -1;
-    if (copy_path(workdir, plan->workdir) < 0)
-        return -1;
-    plan->n_rlimits = (int)PyList_GET_SIZE(rlimits);
-    for (int i = 0; i < plan->n_rlimits; i++)
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(rlimits, i), "lll", &plan->rlimits[i][0], &plan->rlimits[i][1],
-                              &plan->rlimits[i][2]))
-            return -1;
+    memcpy(out, r->at, size);
+    r->at += size;
     return 0;
+}
+
+static int read_path(struct reader *r, char *out)
+{
+    uint16_t size;
+    if (read_bytes(r, &size, sizeof size) != 0 || size >= PATH_MAX || read_bytes(r, out, size) != 0)
+        return -1;
+    out[size] = 0;
+    return strlen(out) == size ? 0 : -1; /* no NUL inside */
+}
+
+/* The plan: int32 uid (-1: keep ours), uint32 count, count x int64 (resource, soft, hard), then four
+   paths (uint16 length, bytes): stdout, stderr, result, work directory. */
+static int parse_plan(struct reader *r, struct plan *plan)
+{
+    int32_t uid;
+    uint32_t count;
+    if (read_bytes(r, &uid, sizeof uid) != 0 || read_bytes(r, &count, sizeof count) != 0 || count > MAX_RLIMITS)
+        return -1;
+    plan->uid = uid;
+    plan->n_rlimits = (int)count;
+    for (uint32_t i = 0; i < count; i++)
+        for (int j = 0; j < 3; j++) {
+            int64_t value;
+            if (read_bytes(r, &value, sizeof value) != 0)
+                return -1;
+            plan->rlimits[i][j] = (long)value;
+        }
+    for (int i = 0; i < 3; i++)
+        if (read_path(r, plan->paths[i]) != 0)
+            return -1;
+    return read_path(r, plan->workdir);
 }
 
 /* The child's hardening, in harden.harden()'s order. Returns NULL, or the step that failed (errno set).
@@ -247,38 +260,92 @@ static const char *harden_child(const struct plan *plan)
     return NULL;
 }
 
-static PyObject *spawn(PyObject *self, PyObject *args)
+static int read_exactly(int fd, void *buffer, size_t size)
 {
-    struct plan plan;
-    if (parse_plan(args, &plan) < 0)
+    unsigned char *at = buffer;
+    while (size > 0) {
+        ssize_t got = read(fd, at, size);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        at += got, size -= (size_t)got;
+    }
+    return 0;
+}
+
+static void reply(int fd, int32_t value)
+{
+    ssize_t written;
+    do
+        written = write(fd, &value, sizeof value);
+    while (written < 0 && errno == EINTR);
+}
+
+/* In the child: harden, run child(request, failure), end. Never returns. */
+static void run_child(const struct plan *plan, PyObject *child, const unsigned char *request, size_t size)
+{
+    if (config.fork_hooks)
+        PyOS_AfterFork_Child();
+    const char *failed = harden_child(plan);
+    PyObject *failure = Py_None;
+    if (failed != NULL) {
+        int error = errno;
+        char message[128];
+        snprintf(message, sizeof message, "%s: %s", failed, strerror(error));
+        failure = PyObject_CallFunction(PyExc_OSError, "is", error, message);
+    }
+    PyObject *data = PyBytes_FromStringAndSize((const char *)request, (Py_ssize_t)size);
+    PyObject *result = failure && data ? PyObject_CallFunctionObjArgs(child, data, failure, NULL) : NULL;
+    if (result == NULL)
+        PyErr_Print(); /* to the sample's stderr */
+    _exit(result == NULL);
+}
+
+static PyObject *serve(PyObject *self, PyObject *args)
+{
+    int requests, replies;
+    PyObject *child;
+    if (!PyArg_ParseTuple(args, "iiO", &requests, &replies, &child))
         return NULL;
-    if (config.fork_hooks)
-        PyOS_BeforeFork();
-    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-    if (pid == 0) {
-        if (config.fork_hooks)
-            PyOS_AfterFork_Child();
-        const char *failed = harden_child(&plan);
-        if (failed != NULL) {
-            int error = errno;
-            return PyErr_Format(PyExc_OSError, "%s: %s", failed, strerror(error));
+    unsigned char *buffer = NULL;
+    size_t capacity = 0;
+    for (;;) {
+        uint32_t size;
+        if (read_exactly(requests, &size, sizeof size) != 0)
+            break; /* the worker closed the pipe or is gone */
+        if (size > capacity) {
+            unsigned char *larger = PyMem_RawRealloc(buffer, size);
+            if (larger == NULL)
+                break;
+            buffer = larger, capacity = size;
         }
-        return PyLong_FromLong(0);
+        if (read_exactly(requests, buffer, size) != 0)
+            break;
+        struct plan plan;
+        struct reader r = {buffer, buffer + size};
+        if (parse_plan(&r, &plan) != 0) {
+            reply(replies, -EINVAL);
+            continue;
+        }
+        if (config.fork_hooks)
+            PyOS_BeforeFork();
+        long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0)
+            run_child(&plan, child, r.at, (size_t)(r.end - r.at));
+        int error = errno;
+        if (config.fork_hooks)
+            PyOS_AfterFork_Parent();
+        reply(replies, pid > 0 ? (int32_t)pid : -error);
     }
-    int error = errno;
-    if (config.fork_hooks)
-        PyOS_AfterFork_Parent();
-    if (pid < 0) {
-        errno = error;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    return PyLong_FromLong(pid);
+    PyMem_RawFree(buffer);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(landlock_attr, rules, proc_self_rights, workdir_rights, keep_fds, seccomp_bpf, fork_hooks)"},
-    {"spawn", spawn, METH_VARARGS, "spawn((paths, workdir, uid, rlimits)) -> pid in the zygote, 0 in the child"},
+    {"serve", serve, METH_VARARGS, "serve(requests_fd, replies_fd, child): the zygote's loop, until EOF"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -389,9 +389,8 @@ class Worker:
         rlimits = self._child_rlimits(limits)
         request = marshal.dumps({"payload": payload, "rlimits": rlimits, "files": slot.paths,
                                  "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
-        if self.zygote is not None and self.zygote.hardened:  # what _fastspawn.spawn does in C
-            plan = (tuple(slot.paths), slot.workdir, -1 if slot.uid is None else slot.uid, rlimits)
-            request = marshal.dumps((plan, request))
+        if self.zygote is not None and self.zygote.hardened:  # the C zygote does the rest of harden
+            request = zygote.hardened_request(slot.paths, slot.workdir, slot.uid, rlimits, request)
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(request)

@@ -24,10 +24,9 @@ errno when the clone failed).
 from __future__ import annotations
 
 import ctypes
-import errno
-import marshal
 import os
 import signal
+import struct
 import sys
 from collections.abc import Callable, Iterator
 
@@ -102,8 +101,7 @@ class Zygote:
 
     hardened_child: with the C module _fastspawn (configured by the caller), the zygote forks and
     hardens each child in C, and the child runs hardened_child(request, failure), failure being the
-    OSError of the hardening step that failed, or None; requests are then marshalled pairs
-    (_fastspawn.spawn's plan, the child's request)."""
+    OSError of the hardening step that failed, or None; requests are then hardened_request's."""
 
     def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = (),
                  hardened_child: Callable[[bytes, OSError | None], None] | None = None):  # fmt: skip
@@ -198,22 +196,21 @@ def _serve_hardened(
     requests: int, replies: int, hardened_child: Callable[[bytes, OSError | None], None]
 ) -> None:
     _become_zygote()
-    zygote = os.getpid()
-    for request in _requests_of(requests):
-        child_request, failure = b"", None
-        try:
-            plan, child_request = marshal.loads(request)
-            pid = _fastspawn.spawn(plan)
-        except (OSError, ValueError, TypeError, EOFError) as exc:
-            failure = exc if isinstance(exc, OSError) else OSError(errno.EINVAL, str(exc))
-            # Raised in the child, a hardening step failed; in the zygote, the fork or the request.
-            pid = 0 if os.getpid() != zygote else -(failure.errno or errno.EINVAL)
-        if pid == 0:
-            try:
-                hardened_child(child_request, failure)
-            finally:
-                os._exit(0)
-        _reply(replies, pid)
+    _fastspawn.serve(requests, replies, hardened_child)
+
+
+def hardened_request(
+    paths: list[str], workdir: str, uid: int | None, rlimits: list, child_request: bytes
+) -> bytes:
+    """A request for a zygote that forks in C: the plan _fastspawn.serve reads (the layout is in
+    _fastspawn.c's parse_plan), then the bytes its child receives."""
+    parts = [struct.pack("<iI", -1 if uid is None else uid, len(rlimits))]
+    parts += [struct.pack("<qqq", *triple) for triple in rlimits]
+    for path in (*paths, workdir):
+        data = os.fsencode(path)
+        parts += [struct.pack("<H", len(data)), data]
+    parts.append(child_request)
+    return b"".join(parts)
 
 
 def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
