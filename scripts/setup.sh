@@ -33,3 +33,6 @@ if ! { .venv/bin/python -m pip install -q "torch==2.13.0" && .venv/bin/python -m
   echo "slmlab failed to install (full log: .venv/install.log)" >&2
   exit 1
 fi
+# Bytecode now, even where PYTHONDONTWRITEBYTECODE is set: each sandbox worker imports slmlab afresh
+# and would otherwise compile it from source every time it starts.
+.venv/bin/python -m compileall -q slmlab >/dev/null

@@ -1,14 +1,19 @@
-"""Newline-delimited JSON messages over a socket, between the executor and its workers.
+"""Length-prefixed marshal messages over a socket, between the executor and its workers.
 
-Hand-written instead of multiprocessing.connection because the worker is forked once per sample:
-every megabyte it imports is copied into page tables and torn down again for every program, and
-multiprocessing (with pickle and its helpers) costs two. JSON also keeps the channel free of pickle.
+Hand-written instead of multiprocessing.connection because every module a worker imports is copied
+into its zygote and torn down again with every sample it forks, and multiprocessing (with pickle and
+its helpers) costs two megabytes. marshal encodes the messages (tuples, dicts, strings, numbers) in
+one C call each way, several times faster than JSON, and unlike pickle it builds data, never objects
+of arbitrary classes. Only the executor and its own workers hold the two ends: the socket is closed in
+the zygote, so no sandboxed program can write to it.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
+
+_HEADER = 4  # little-endian length of the message that follows
 
 
 class Channel:
@@ -22,9 +27,10 @@ class Channel:
         return self.fd
 
     def send(self, message) -> None:
-        data = memoryview(json.dumps(message).encode() + b"\n")
-        while data:
-            data = data[os.write(self.fd, data) :]
+        data = marshal.dumps(message)
+        view = memoryview(len(data).to_bytes(_HEADER, "little") + data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def receive(self) -> list:
         """Every complete message that has arrived; call when the socket is readable (it blocks
@@ -32,9 +38,16 @@ class Channel:
         data = os.read(self.fd, 1 << 16)  # a larger buffer costs an mmap per call
         if not data:
             raise EOFError("channel closed")
-        self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        return [json.loads(line) for line in lines if line]
+        buffer = self.buffer + data
+        messages, start = [], 0
+        while len(buffer) - start >= _HEADER:
+            end = start + _HEADER + int.from_bytes(buffer[start : start + _HEADER], "little")
+            if end > len(buffer):
+                break
+            messages.append(marshal.loads(buffer[start + _HEADER : end]))
+            start = end
+        self.buffer = buffer[start:]
+        return messages
 
     def close(self) -> None:
         os.close(self.fd)
