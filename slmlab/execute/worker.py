@@ -387,10 +387,12 @@ class Worker:
             payload.update(tests_code=tests_code, tests="")
         # marshal: the child decodes it in one C call, no Python frames
         rlimits = self._child_rlimits(limits)
-        request = marshal.dumps({"payload": payload, "rlimits": rlimits, "files": slot.paths,
-                                 "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
-        if self.zygote is not None and self.zygote.hardened:  # the C zygote does the rest of harden
-            request = zygote.hardened_request(slot.paths, slot.workdir, slot.uid, rlimits, request)
+        if self.zygote is not None and self.zygote.hardened:  # the C zygote makes harden's system calls
+            child = marshal.dumps({"payload": payload, "workdir": slot.workdir, "uid": slot.uid})
+            request = zygote.hardened_request(slot.paths, slot.workdir, slot.uid, rlimits, child)
+        else:
+            request = marshal.dumps({"payload": payload, "rlimits": rlimits, "files": slot.paths,
+                                     "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(request)

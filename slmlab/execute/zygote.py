@@ -16,9 +16,12 @@ anything to do (needs_fork_hooks). glibc's own fork handlers do not run; they gu
 threads may hold, and the zygote has no other thread. Where the clone system call's number is not
 known here, the worker forks as before.
 
-Protocol, over two pipes: the worker writes a request (4-byte little-endian length, then the bytes,
-which only the child decodes); the zygote answers with the child's pid (4 bytes, signed; minus the
-errno when the clone failed).
+Where the C extension _fastspawn is built, the zygote's loop, the fork and the child's hardening
+are C (see _fastspawn.c for why); otherwise they are Python, with ctypes for the clone.
+
+Protocol, over two pipes: the worker writes a request (4-byte little-endian length, then the bytes:
+for the C loop a plan, hardened_request's, before the child's own part, which only the child decodes);
+the zygote answers with the child's pid (4 bytes, signed; minus the errno when the clone failed).
 """
 
 from __future__ import annotations
