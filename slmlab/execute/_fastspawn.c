@@ -2,8 +2,8 @@
 
    Written by hand because no library does it: the same steps as harden.harden() (see there for why
    each one), made as plain system calls. In Python every object a freshly forked child touches costs
-   it a copy of that object's page (copy-on-write), and the hardening touched some 150 of them, half
-   of a short sample's cost; here the child touches its stack and a few static variables. The zygote's
+   it a copy of that object's page (copy-on-write), and the hardening touched some 150 of them, a third
+   of a short sample's page copies; here the child touches its stack and a few static variables. The zygote's
    loop is here for the same reason: whatever the zygote writes between two forks, it copies while the
    last child lives.
 
@@ -94,7 +94,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
     if (attr != Py_None) {
         unsigned long long fs, net, scoped;
         Py_ssize_t size;
-        if (!PyArg_ParseTuple(attr, "KKKn", &fs, &net, &scoped, &size) || size > (Py_ssize_t)sizeof config.attr)
+        if (!PyArg_ParseTuple(attr, "KKKn", &fs, &net, &scoped, &size) || size <= 0 ||
+            size > (Py_ssize_t)sizeof config.attr)
             goto invalid;
         config.landlock = 1;
         config.attr.fs = fs, config.attr.net = net, config.attr.scoped = scoped;
