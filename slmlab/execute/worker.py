@@ -503,6 +503,7 @@ class Worker:
                     self._send(("parked", live.job_id))
 
     def _reap(self) -> None:
+        ended = []
         for live in list(self.live.values()):
             if os.waitid(os.P_PIDFD, live.pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 continue
@@ -514,6 +515,10 @@ class Worker:
             _, status, usage = os.wait4(live.pid, 0)
             del self.live[live.pid]
             os.close(live.pidfd)
+            ended.append((live, status, usage))
+        if ended:  # the next sample starts first: classifying these then overlaps its run
+            self._start_queued()
+        for live, status, usage in ended:
             self._finish(live, status, usage)
 
     def _sweep_orphans(self) -> None:
