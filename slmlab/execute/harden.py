@@ -241,7 +241,7 @@ def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
     read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
     rules = None
     if hardening.landlock_abi:
-        pairs = landlock.rules(hardening.landlock_abi, read_fds, landlock.open_paths(DEVICE_FILES))
+        pairs = landlock.rule_pairs(hardening.landlock_abi, read_fds, landlock.open_paths(DEVICE_FILES))
         rules = landlock.Rules(hardening.landlock_abi, pairs)
     if hardening.seccomp and bpf is None:
         bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6)

@@ -100,7 +100,7 @@ def open_paths(paths: list[str]) -> dict[str, int]:
     return fds
 
 
-def rules(abi: int, read: dict[str, int], device_files: dict[str, int]) -> list[tuple[int, int]]:
+def rule_pairs(abi: int, read: dict[str, int], device_files: dict[str, int]) -> list[tuple[int, int]]:
     """(descriptor, allowed rights) pairs for Rules. Each argument maps paths to O_PATH descriptors.
     read: directories readable and executable; device_files: files readable and writable (/dev/null)."""
     fs = handled_fs(abi)
@@ -118,7 +118,7 @@ class Rules:
     of the file system; it also denies all TCP bind/connect (ABI >= 4) and signals and abstract unix
     sockets outside the sandbox (ABI >= 6)."""
 
-    def __init__(self, abi: int, rule_pairs: list[tuple[int, int]]):
+    def __init__(self, abi: int, pairs: list[tuple[int, int]]):
         attr = _RulesetAttr(fs=handled_fs(abi))
         size = 8
         if abi >= 4:
@@ -128,8 +128,8 @@ class Rules:
             attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
             size = 24
         self._attr, self._size = attr, ctypes.c_size_t(size)
-        self._rules = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in rule_pairs]
-        self.pairs = list(rule_pairs)
+        self._rules = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in pairs]
+        self.pairs = list(pairs)  # for the C fork (_fastspawn)
 
     @property
     def attr(self) -> tuple[int, int, int, int]:
