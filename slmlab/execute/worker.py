@@ -48,6 +48,7 @@ from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import (
     RESULT_FD,
     STARTED_MARKER,
+    children_of,
     compile_program,
     compile_tests,
     execute_and_report,
@@ -168,21 +169,10 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def _children(pid: int) -> list[int]:
-    try:  # os.open/os.read: a file object costs more than the read, and this runs twice per sample
-        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)
-        try:
-            return [int(p) for p in os.read(fd, 65536).split()]
-        finally:
-            os.close(fd)
-    except (OSError, ValueError):
-        return []
-
-
 def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo and len(found) < 10_000:
-        kids = _children(todo.pop())
+        kids = children_of(todo.pop())
         found.extend(kids)
         todo.extend(kids)
     return found
@@ -524,7 +514,7 @@ class Worker:
     def _sweep_orphans(self) -> None:
         """Kill processes re-parented to us whose sample already ended (daemons, grandchildren)."""
         for _ in range(50):
-            orphans = [pid for pid in _children(os.getpid())
+            orphans = [pid for pid in children_of(os.getpid())
                        if pid not in self.live and (self.zygote is None or pid != self.zygote.pid)]  # fmt: skip
             if not orphans:
                 return

@@ -34,6 +34,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 from slmlab.execute import landlock
+from slmlab.execute.runner import children_of
 
 try:  # C: the fork and the child's hardening (_fastspawn.c)
     from slmlab.execute import _fastspawn
@@ -72,12 +73,7 @@ def configure_hardened_spawn(config: tuple) -> bool:
 def zygotes_of(worker: int) -> set[int]:
     """The zygote pids among a worker's children (a worker has one; ps shows them as NAME)."""
     found = set()
-    try:
-        with open(f"/proc/{worker}/task/{worker}/children") as f:
-            children = [int(pid) for pid in f.read().split()]
-    except OSError:
-        return found
-    for pid in children:
+    for pid in children_of(worker):
         try:
             with open(f"/proc/{pid}/comm", "rb") as comm:
                 if comm.read().strip() == NAME:
