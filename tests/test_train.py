@@ -116,6 +116,32 @@ def test_resume_gives_the_same_losses_as_one_run(tmp_path):
     in_two = [r["loss"] for r in read_log(tmp_path / "split", "split")]
     assert len(one_go) == 6 and one_go == in_two
     assert whole.val_loss == resumed.val_loss
+    assert json.loads((tmp_path / "whole" / "train_config.json").read_text())["experiment_name"] == "whole"
+
+
+def test_a_start_that_fails_leaves_no_run_behind(tmp_path):
+    train_path, val_path = _corpus(tmp_path, _python_docs(20), _python_docs(3, offset=100))
+    missing = tmp_path / "missing.txt"
+    fresh = tmp_path / "runs" / "fresh"  # neither folder is there yet
+    with pytest.raises(UserError, match="missing.txt"):
+        train(_config(tmp_path, "fresh", missing, val_path, log_dir=fresh), progress=False)
+    assert not (tmp_path / "runs").exists()
+    kept = tmp_path / "kept"  # a folder the user made: it stays, with nothing of the failed start in it
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    short = tmp_path / "short.txt"
+    short.write_text("x = 1")
+    with pytest.raises(UserError, match="fewer than one sequence"):  # after the tokenizer and tokens are made
+        train(_config(tmp_path, "kept", train_path, short, log_dir=kept), progress=False)
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+    arch = tmp_path / "arch.json"
+    arch.write_text(
+        json.dumps({**SEED_003_ARCH, "num_layers": 1, "hidden_dim": 32, "num_heads": 4, "max_seq_len": 64})
+    )
+    failed = slmlab("train", "--arch-json", str(arch), "--experiment-name", "x", "--train-path", str(missing),
+                    "--val-path", str(missing), "--log-dir", str(tmp_path / "t1"), "--seq-len", "32")  # fmt: skip
+    _one_line_error(failed, "missing.txt")
+    assert not (tmp_path / "t1").exists()
 
 
 def test_a_checkpoint_is_a_model_with_identical_logits(tmp_path):

@@ -1,5 +1,5 @@
-"""The run's figures, each written as PNG (300 DPI) and SVG: the outcome taxonomy, pass@k with its
-intervals, and a per-task strip (every task's pass rate, coloured by its most common failure)."""
+"""The run's figures, each written as PNG (300 DPI) and SVG: the outcome taxonomy, pass@k against k
+with its intervals (when there is more than one sample per task), and a per-task strip (every task's pass rate, coloured by its most common failure)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from slmlab.report.summary import RunSummary, natural_key  # noqa: E402
 
@@ -42,20 +43,72 @@ def outcome_taxonomy(summary: RunSummary, directory: Path) -> list[Path]:
     return save_figure(fig, directory, "outcomes")
 
 
+MAX_CURVE_POINTS = 24  # the pass@k curve's ks: all of 1..n up to this many, else spread on a log scale
+
+
+def samples_per_task(summary: RunSummary) -> int:
+    """The most executed samples any task has: the largest k a pass@k can be computed for."""
+    return max((len(passed) for passed in summary.by_task.values()), default=0)
+
+
+def pass_at_k_omitted(summary: RunSummary) -> str | None:
+    """Why the run has no pass@k figure, or None when it has one. With one sample per task only
+    pass@1 exists: one point in an empty plot says less than the table, so the figure is left out."""
+    if not summary.checked:
+        return None
+    if samples_per_task(summary) < 2:
+        return ("no pass@k figure: with one sample per task only pass@1 can be computed (see the table "
+                "above and the 'passed' bar of the outcome figure); run with --n above 1 (and a temperature "
+                "above 0) for pass@k as a function of k")  # fmt: skip
+    return None
+
+
+def curve_ks(n: int, asked=()) -> list[int]:
+    """k = 1..n, thinned to about MAX_CURVE_POINTS on a log scale for large n, plus the ks asked
+    for that can be computed."""
+    if n <= MAX_CURVE_POINTS:
+        ks = set(range(1, n + 1))
+    else:
+        ks = {max(1, round(n ** (i / (MAX_CURVE_POINTS - 1)))) for i in range(MAX_CURVE_POINTS)}
+    return sorted(ks | {k for k in asked if 1 <= k <= n})
+
+
 def pass_at_k(summary: RunSummary, directory: Path) -> list[Path]:
-    results = summary.pass_at_k()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    """pass@k against k for every k up to the samples per task, with its 95% interval as a band;
+    the ks of the table are marked."""
+    from slmlab.metrics import pass_at_k_summary
+
+    n = samples_per_task(summary)
+    results = pass_at_k_summary(summary.by_task, ks=curve_ks(n, summary.ks))
     ks = list(results)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
     values = [results[k].value for k in ks]
-    errors = [
-        [results[k].value - results[k].low for k in ks],
-        [results[k].high - results[k].value for k in ks],
-    ]
-    ax.errorbar([str(k) for k in ks], values, yerr=errors, fmt="o-", capsize=4, color="#1565c0")
+    ax.fill_between(ks, [results[k].low for k in ks], [results[k].high for k in ks], color="#1565c0",
+                    alpha=0.18, linewidth=0, label="95% interval")  # fmt: skip
+    ax.plot(
+        ks, values, "-", color="#1565c0", marker="o" if len(ks) <= MAX_CURVE_POINTS else None, markersize=3
+    )
+    marked = [k for k in summary.ks if k in results]
+    if marked:
+        ax.errorbar(marked, [results[k].value for k in marked],
+                    yerr=[[results[k].value - results[k].low for k in marked],
+                          [results[k].high - results[k].value for k in marked]],
+                    fmt="o", capsize=4, color="#0d47a1", markersize=6, label="k of the table")  # fmt: skip
+        for k in marked:
+            ax.annotate(f"{results[k].value:.3f}", (k, results[k].value), textcoords="offset points",
+                        xytext=(6, 5), fontsize=8)  # fmt: skip
+    if n > 10:
+        ax.set_xscale("log")
+        ax.set_xlim(0.8, n * 1.25)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    else:
+        ax.set_xlim(0.7, n + 0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
-    ax.set_xlabel("k")
+    ax.set_xlabel("k (samples drawn per task)")
     ax.set_ylabel("pass@k (95% interval)")
-    ax.set_title(f"pass@k over {len(summary.by_task)} tasks")
+    ax.set_title(f"pass@k over {len(summary.by_task)} tasks, n = {n} per task")
+    ax.legend(fontsize=7, loc="best", frameon=False)
     return save_figure(fig, directory, "pass_at_k")
 
 
@@ -81,8 +134,10 @@ def write_figures(summary: RunSummary, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     if not summary.checked:
         return []
-    return [
-        *outcome_taxonomy(summary, directory),
-        *pass_at_k(summary, directory),
-        *task_strip(summary, directory),
-    ]
+    paths = outcome_taxonomy(summary, directory)
+    if pass_at_k_omitted(summary) is None:
+        paths += pass_at_k(summary, directory)
+    else:  # a figure left from an earlier report of this folder would contradict the note
+        for stale in (directory / "pass_at_k.png", directory / "pass_at_k.svg"):
+            stale.unlink(missing_ok=True)
+    return [*paths, *task_strip(summary, directory)]

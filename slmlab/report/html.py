@@ -8,7 +8,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from slmlab.report.summary import RunSummary
+from slmlab.report.summary import RunSummary, sample_order
 
 MAX_LISTED_SAMPLES = 5000  # beyond this the file gets unwieldy; the store and samples.jsonl hold all
 
@@ -49,13 +49,48 @@ def inline_figures(svg_paths) -> str:
     )
 
 
+def error_text(outcome: dict) -> str:
+    """The error in one line, each part once: `NameError: name 'x' is not defined (line 7)`. The
+    runner's detail often starts with the class name (`NameError: ...`) or the line (`line 7: ...`)
+    already; those are not said twice."""
+    kind = str(outcome.get("error_type") or "").strip()
+    detail = str(outcome.get("detail") or "").strip()
+    line = outcome.get("line")
+    where = f"line {line}: "
+    if line and detail.startswith(where):
+        detail = detail.removeprefix(where)
+    if kind and (detail == kind or detail.startswith(f"{kind}:")):
+        kind = ""
+    text = ": ".join(part for part in (kind, detail) if part)
+    if line and text:
+        text += f" (line {line})"
+    return text
+
+
+def _show(value) -> str:
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def configuration_rows(config: dict, setup: dict) -> tuple[list[list], list[list]]:
+    """(settings, environment). One row per setting of the run; where the run settled a setting
+    itself (`auto`, a model's hash found at load) the value reads `asked → used`. The environment
+    rows are what only the run knows: where the model came from, the stops, the times."""
+    settings = []
+    for name, asked in config.items():
+        if name not in setup or _show(setup[name]) == _show(asked):
+            settings.append([name, _show(asked)])
+        else:
+            given = "(not given)" if asked is None else _show(asked)
+            settings.append([name, f"{given} → {_show(setup[name])}"])
+    environment = [[name, _show(value)] for name, value in setup.items() if name not in config]
+    return settings, environment
+
+
 def _sample_html(row) -> str:
     outcome = row.outcome or {}
     status = outcome.get("status", "unchecked")
     flags = [f for f, on in row.generation.get("flags", {}).items() if on is True]
-    error = " ".join(str(outcome.get(k) or "") for k in ("error_type", "detail")).strip()
-    if outcome.get("line"):
-        error += f" (line {outcome['line']})"
+    error = error_text(outcome)
     badge = "".join(f'<span class="flag">{escape(f)}</span>' for f in flags)
     css = "passed" if status == "passed" else "fail"
     generation = {k: row.generation.get(k) for k in ("tokens", "finish_reason", "seconds", "prompt_tokens")}
@@ -75,6 +110,8 @@ def _sample_html(row) -> str:
 
 
 def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
+    from slmlab.report.figures import pass_at_k_omitted  # matplotlib: only where a run's page is made
+
     config = summary.config
     title = f"{config.get('model', '?')} on {config.get('benchmark', '?')}"
     passk = [[f"pass@{k}", f"{v.value:.4f}", f"[{v.low:.4f}, {v.high:.4f}]", v.n_tasks, v.method]
@@ -83,15 +120,21 @@ def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
     flags = [[f, c, f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"] for f, c, r in summary.flag_rates()]
     worst = [[t, f"{p:.2f}", failure] for t, p, failure in summary.worst_tasks(15)]
     figures = inline_figures(sorted(figure_dir.glob("*.svg")))
+    omitted = pass_at_k_omitted(summary)
+    if omitted:
+        figures += f"<p>{escape(omitted)}</p>"
     statuses = sorted({(s.outcome or {}).get("status", "unchecked") for s in summary.samples})
     options = "".join(
         f'<option value="{escape(s)}">{escape(s)}</option>'
         for s in statuses + ["truncated", "repetitive", "empty"]
     )
-    listed = summary.samples[:MAX_LISTED_SAMPLES]
+    listed = sorted(summary.samples, key=sample_order)[:MAX_LISTED_SAMPLES]
     note = (f"<p>showing the first {MAX_LISTED_SAMPLES} of {len(summary.samples)} samples; samples.jsonl has all</p>"
             if len(summary.samples) > MAX_LISTED_SAMPLES else "")  # fmt: skip
-    setup_rows = [[k, v] for k, v in setup.items()] + [[k, v] for k, v in config.items()]
+    settings, environment = configuration_rows(config, setup)
+    environment_html = (
+        f"<h2>Environment and speed</h2>{html_table(['field', 'value'], environment)}" if environment else ""
+    )
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style><script>{_FILTER}</script></head><body>
 <h1>{escape(title)}</h1><p>run <code>{escape(summary.run_id)}</code>: {len(summary.samples)} samples on {len(summary.by_task)} tasks</p>
@@ -104,5 +147,7 @@ def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
 <p>status or flag <select id="status" onchange="filterSamples()"><option value="">all</option>{options}</select>
 task <input id="task" oninput="filterSamples()" placeholder="e.g. HumanEval/1"></p>{note}
 <div id="samples">{"".join(_sample_html(r) for r in listed)}</div>
-<h2>Configuration and environment</h2>{html_table(["field", "value"], setup_rows)}
+<h2>Configuration</h2><p>The run's settings. Where the run settled a setting itself, the value reads
+<code>asked → used</code> (e.g. <code>auto → float32</code>).</p>{html_table(["setting", "value"], settings)}
+{environment_html}
 </body></html>"""

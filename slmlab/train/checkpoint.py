@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from slmlab.atomic import publish_dir
 from slmlab.errors import UserError
 
 STATE_FILE = "trainer_state.pt"
@@ -29,6 +30,7 @@ def save_checkpoint(path: Path, model, tokenizer, info: dict, state: dict | None
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
     try:
+        publish_dir(staging)  # mkdtemp's 0700 would keep the checkpoint from other users once in place
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         if state is not None:

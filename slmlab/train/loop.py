@@ -169,59 +169,64 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
     transformers_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
     started = time.monotonic()
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
-    dtype = _dtype(config.dtype, device)
-    resume_from = ckpt.latest_resumable(run_dir) if resume else None
-    if resume and resume_from is None:
-        raise UserError(
-            f"nothing to resume in {run_dir}: no checkpoint with trainer state; start without --resume"
+    start = _Start(run_dir)  # until the loop begins, a failure takes back what this call made
+    try:
+        device = pick_device(config.device)
+        dtype = _dtype(config.dtype, device)
+        resume_from = ckpt.latest_resumable(run_dir) if resume else None
+        if resume and resume_from is None:
+            raise UserError(
+                f"nothing to resume in {run_dir}: no checkpoint with trainer state; start without --resume"
+            )
+        if not resume and ckpt.list_checkpoints(run_dir):
+            raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another "
+                            "--experiment-name / --log-dir")  # fmt: skip
+        saved = run_dir / "train_config.json"
+        if resume_from is not None and saved.is_file():
+            before, now = json.loads(saved.read_text()), json.loads(config.model_dump_json())
+            changed = sorted(k for k in now if before.get(k) != now[k])
+            if changed:
+                raise UserError(f"{run_dir} was trained with other {', '.join(changed)}: resume with the same settings, "
+                                "or start a new run with another --experiment-name")  # fmt: skip
+
+        tokenizer, tokenizer_info = prepare_tokenizer(
+            config.tokenizer, config.train_path, config.val_path, run_dir
         )
-    if not resume and ckpt.list_checkpoints(run_dir):
-        raise UserError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another "
-                        "--experiment-name / --log-dir")  # fmt: skip
-    saved = run_dir / "train_config.json"
-    if resume_from is not None and saved.is_file():
-        before, now = json.loads(saved.read_text()), json.loads(config.model_dump_json())
-        changed = sorted(k for k in now if before.get(k) != now[k])
-        if changed:
-            raise UserError(f"{run_dir} was trained with other {', '.join(changed)}: resume with the same settings, "
-                            "or start a new run with another --experiment-name")  # fmt: skip
-    saved.write_text(config.model_dump_json(indent=2))
+        train_stream = encode_file(config.train_path, tokenizer, run_dir / "tokens")
+        val_stream = encode_file(config.val_path, tokenizer, run_dir / "tokens")
+        train_windows = Windows(train_stream, config.seq_len, "the training text")
+        val_windows = Windows(val_stream, config.seq_len, "the validation text")
+        vocab = len(tokenizer)
+        plan = BatchPlan(train_windows.count, config.batch_size, config.seed)
 
-    tokenizer, tokenizer_info = prepare_tokenizer(
-        config.tokenizer, config.train_path, config.val_path, run_dir
-    )
-    train_stream = encode_file(config.train_path, tokenizer, run_dir / "tokens")
-    val_stream = encode_file(config.val_path, tokenizer, run_dir / "tokens")
-    train_windows = Windows(train_stream, config.seq_len, "the training text")
-    val_windows = Windows(val_stream, config.seq_len, "the validation text")
-    vocab = len(tokenizer)
-    plan = BatchPlan(train_windows.count, config.batch_size, config.seed)
+        model = build_model(config.arch, vocab, tokenizer.eos_token_id, seed=config.seed).to(device)
+        model.train()
+        optimizer = make_optimizer(model, config, device)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_at(s, config) / config.lr)
+        start_step, best = 0, (None, None)
+        if resume_from is not None:
+            state = ckpt.load_state(resume_from)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if device.startswith("cuda") and state["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], torch.device(device))
+            start_step, best = state["step"], tuple(state["best"])
+        else:
+            torch.manual_seed(config.seed)
+        forward = torch.compile(model) if config.compile else model
 
-    model = build_model(config.arch, vocab, tokenizer.eos_token_id, seed=config.seed).to(device)
-    model.train()
-    optimizer = make_optimizer(model, config, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_at(s, config) / config.lr)
-    start_step, best = 0, (None, None)
-    if resume_from is not None:
-        state = ckpt.load_state(resume_from)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.startswith("cuda") and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], torch.device(device))
-        start_step, best = state["step"], tuple(state["best"])
-    else:
-        torch.manual_seed(config.seed)
-    forward = torch.compile(model) if config.compile else model
+        size = describe(config.arch, vocab)
+        per_token = flops_per_token(size["parameters"], vocab, config.arch.hidden_dim, config.arch.num_layers,
+                                    config.seq_len)  # fmt: skip
+        peak, peak_basis = peak_flops(device, dtype, config.peak_tflops)
+        # Written once everything training needs is there: a start that failed leaves no run behind.
+        write_text_atomic(saved, config.model_dump_json(indent=2))
+    except BaseException:
+        start.undo()
+        raise
     log = _Log(run_dir / f"{config.experiment_name}_log.jsonl", start_step if resume_from else None)
-
-    size = describe(config.arch, vocab)
-    per_token = flops_per_token(size["parameters"], vocab, config.arch.hidden_dim, config.arch.num_layers,
-                                config.seq_len)  # fmt: skip
-    peak, peak_basis = peak_flops(device, dtype, config.peak_tflops)
 
     def autocast():
         if dtype == "bfloat16":
@@ -319,6 +324,45 @@ def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int 
         run_dir / f"{config.experiment_name}_summary.json", json.dumps(summary.to_dict(), indent=2)
     )
     return summary
+
+
+class _Start:
+    """What a start of training made in the file system, so that a start that fails (a missing file,
+    a bad tokenizer, an interrupt while it is prepared) takes it back and leaves nothing that looks
+    like a run: the run folder and the folders above it that it made, or, in a folder that was
+    there already, the entries that were not."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.made = []  # folders that did not exist, the run folder first
+        folder = run_dir.absolute()
+        while not folder.exists() and folder != folder.parent:
+            self.made.append(folder)
+            folder = folder.parent
+        if not self.made and not run_dir.is_dir():
+            raise UserError(
+                f"{run_dir} is a file, not a folder: choose another --log-dir or --experiment-name"
+            )
+        self.before = set() if self.made else {entry.name for entry in run_dir.iterdir()}
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def undo(self) -> None:
+        import shutil
+
+        if self.made:
+            shutil.rmtree(self.made[0], ignore_errors=True)
+            for folder in self.made[1:]:
+                try:
+                    folder.rmdir()  # only while empty: something else may have put a file there since
+                except OSError:
+                    break
+            return
+        for entry in self.run_dir.iterdir():
+            if entry.name not in self.before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
 
 def _dtype(requested: str, device: str) -> str:
