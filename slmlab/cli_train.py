@@ -144,6 +144,9 @@ def _tokenizer_for_counting(spec: str):
 
     parsed = parse_tokenizer_spec(spec)
     if parsed is None:
+        if not Path(spec).expanduser().is_dir():
+            raise UserError(f"--tokenizer {spec}: no such tokenizer directory; count with a directory made by "
+                            "slmlab tokenizer train, or gpt2 (char and bpe kinds are trained on a corpus)")  # fmt: skip
         return load_tokenizer(spec)
     if parsed[0] != "gpt2":
         raise UserError(
@@ -173,12 +176,12 @@ def tokenizer_train(
     ] = None,
 ) -> None:
     """Train a character-level or byte-level BPE tokenizer, or fetch GPT-2's; report its compression."""
-    from slmlab.train.config import parse_tokenizer_spec
+    from slmlab.train.config import TOKENIZER_KINDS, parse_tokenizer_spec
     from slmlab.train.tokenizer import train_tokenizer
 
     parsed = parse_tokenizer_spec(kind)
     if parsed is None:
-        raise UserError(f"unknown tokenizer kind {kind!r}: use char, bpe-<size> (e.g. bpe-8k) or gpt2")
+        raise UserError(f"unknown tokenizer kind {kind!r}: use {TOKENIZER_KINDS}")
     if parsed[0] != "gpt2" and not train_path:
         raise UserError(
             f"a {parsed[0]} tokenizer is trained on text: pass --train-path (e.g. a corpus's train.txt)"

@@ -3,8 +3,10 @@ validated by pydantic with one clear line per problem."""
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -124,21 +126,111 @@ def _direction_sha256(path: str) -> str:
 
 
 def describe_error(error: ValidationError, source: str, fields=None) -> str:
-    """pydantic's first problem as one line: where, what, and the value given. `fields`: the allowed
-    field names (default: EvalConfig's)."""
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
-    problem = first["msg"]
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(fields if fields is not None else EvalConfig.model_fields)
-        problem = f"unknown field (allowed: {allowed})"
-    if first["type"] == "value_error":
-        problem = problem.removeprefix("Value error, ")
-    # A problem with the whole config (no field) would otherwise repeat the whole input.
-    shown = first["loc"] and first["type"] != "extra_forbidden" and "input" in first
-    given = f" (got {first['input']!r})" if shown else ""
-    more = f" and {error.error_count() - 1} more problem(s)" if error.error_count() > 1 else ""
-    return f"{source}: {where}: {problem}{given}{more}"
+    """pydantic's problems as one line: where, what, and the value given (never the whole input).
+
+    `fields`: the model's `model_fields` (default: EvalConfig's), or just the allowed names. An
+    unknown key is reported first, with the closest valid name (a misspelt `modle` otherwise shows
+    up as "model: field required"); a required field that such a suggestion names is the same
+    mistake, not one more problem. Every config loader (eval, studies, train, architectures) uses
+    this, so the same mistake reads the same everywhere."""
+    fields = EvalConfig.model_fields if fields is None else fields
+    problems = _problems(error, fields)
+    explained = {(p["parent"], p["suggestion"]) for p in problems if p["suggestion"]}
+    problems = [p for p in problems if not (p["missing"] and (p["parent"], p["name"]) in explained)]
+    first = problems[0]
+    more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+    return f"{source}: {first['text']}{more}"
+
+
+# pydantic names the member of a union that failed inside `loc` ('int', "literal['best']"): not a key.
+_UNION_TAG = re.compile(r"^(int|float|str|bool|none|[a-z_-]+\[.*\])$")
+
+
+def _problems(error: ValidationError, fields) -> list[dict]:
+    """One entry per field in trouble, unknown keys first; a union's alternatives are merged."""
+    grouped: dict[tuple, list[dict]] = {}
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+        grouped.setdefault((item["type"] == "extra_forbidden", loc), []).append(item)
+    problems = []
+    for (unknown, loc), items in grouped.items():
+        parent, name = loc[:-1], (loc[-1] if loc else None)
+        prefix = ".".join(str(p) for p in parent)
+        entry = {"unknown": unknown, "parent": parent, "name": name, "suggestion": None,
+                 "missing": items[0]["type"] == "missing"}  # fmt: skip
+        if unknown:
+            allowed = list(_fields_at(fields, parent) or [])
+            entry["suggestion"] = _closest(str(name), allowed)
+            where = f"'{prefix}.{name}'" if prefix else f"'{name}'"
+            if entry["suggestion"]:
+                meant = f"{prefix}.{entry['suggestion']}" if prefix else entry["suggestion"]
+                hint = f" (did you mean '{meant}'?)"
+            else:
+                hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            entry["text"] = f"unknown field {where}{hint}"
+        elif entry["missing"]:
+            where = f"'{prefix}.{name}'" if prefix else f"'{name}'"
+            entry["text"] = f"missing required field {where}"
+        else:
+            where = ".".join(str(p) for p in loc)
+            messages = [_message(i) for i in items]
+            text = messages[0] if len(messages) == 1 else " or ".join(dict.fromkeys(messages))
+            entry["text"] = f"{where}: {text}" if where else text
+            entry["text"] += _given(items[0]) if loc else ""  # a whole-config problem: no input shown
+        problems.append(entry)
+    problems.sort(key=lambda p: not p["unknown"])
+    return problems
+
+
+def _message(item: dict) -> str:
+    message = item["msg"]
+    if item["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    return message
+
+
+def _given(item: dict) -> str:
+    """The offending value when it is short and plain; a mapping or list would be the whole input."""
+    value = item.get("input")
+    if not isinstance(value, (str, int, float, bool)) or value is None:
+        return ""
+    shown = repr(value)
+    return f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+def _closest(name: str, allowed: list[str]) -> str | None:
+    """The valid field a mistyped key most likely meant: dashes for underscores, then difflib."""
+    if name.replace("-", "_") in allowed:
+        return name.replace("-", "_")
+    lowered = {a.lower(): a for a in allowed}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def _fields_at(fields, parent: tuple):
+    """The field names allowed at `parent` (a nested model, an item of a list of models), or None."""
+    current = fields
+    for part in parent:
+        if isinstance(part, int) or current is None:
+            continue
+        if not isinstance(current, dict) or part not in current:
+            return None
+        model = _model_in(getattr(current[part], "annotation", None))
+        current = model.model_fields if model is not None else None
+    return current
+
+
+def _model_in(annotation):
+    """The pydantic model inside an annotation (`X`, `X | None`, `list[X]`, `dict[str, X]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def make_config(values: dict, source: str = "options") -> EvalConfig:

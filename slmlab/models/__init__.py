@@ -1,8 +1,9 @@
-"""Models: named specs, ordered sources (local path, cache, registry package, hub id), the cache,
-and loading with transformers (torch is imported only when a model is loaded)."""
+"""Models: named specs, ordered sources (local path; for a built-in name the verified cache, the hub
+file, then the registry packages; for a hub id the hub, then the local hub cache), the cache, and
+loading with transformers (torch is imported only when a model is loaded)."""
 
 from slmlab.models.load import LoadedModel, load
-from slmlab.models.registry import BUILTIN_MODELS, ModelSpec, find_spec
+from slmlab.models.registry import BUILTIN_MODELS, ModelSpec, find_spec, source_order
 from slmlab.models.resolve import ResolvedModel, pull, resolve
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "load",
     "pull",
     "resolve",
+    "source_order",
 ]

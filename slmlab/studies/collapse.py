@@ -83,7 +83,13 @@ class CollapseConfig(BaseModel):
 
 
 def load_study_config(name_or_path: str | None, overrides: dict) -> CollapseConfig:
-    return load_config(name_or_path, BUILTIN_CONFIGS, CollapseConfig, overrides, "arch: ..., setups: ...")
+    config = load_config(name_or_path, BUILTIN_CONFIGS, CollapseConfig, overrides, "arch: ..., setups: ...")
+    for setup in config.setups:  # each setup's architecture and training settings, before anything runs
+        try:
+            train_config_for(config, setup, Path(config.out) / "corpus")
+        except UserError as exc:
+            raise UserError(f"{name_or_path or 'built-in config default'}: {exc}") from None
+    return config
 
 
 @dataclass

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slmlab.errors import UserError
 
@@ -37,6 +37,8 @@ FAMILIES = {
     ("learned", "layernorm", "relu"): "gpt2",
 }
 NO_RESIDUAL_DROPOUT = {"arcee"}
+# Seed 003's architecture as a file: `slmlab train --arch-json examples/seed003_arch.json ...`.
+EXAMPLE = "examples/seed003_arch.json"
 
 
 class ArchConfig(BaseModel):
@@ -57,6 +59,14 @@ class ArchConfig(BaseModel):
     max_seq_len: int = Field(1024, gt=0)
     tie_embeddings: bool = False
     init_std: float = Field(0.02, gt=0)
+
+    @field_validator("arch_type", mode="before")
+    @classmethod
+    def _transformer_only(cls, value):
+        if value != "transformer":
+            raise ValueError(f"arch_type must be \"transformer\", not {value!r}: the only type; the class follows "
+                             "from position_encoding, normalization and activation")  # fmt: skip
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ArchConfig:
@@ -96,9 +106,19 @@ def load_arch(path: str | Path) -> ArchConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"architecture file {path} does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); see the seed-003 example in the README") from None
+        raise UserError(f"architecture file {path} does not exist (an example: {EXAMPLE})") from None
+    except IsADirectoryError:
+        raise UserError(
+            f"architecture file {path} is a directory: give a JSON file such as {EXAMPLE}"
+        ) from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text: give a JSON file such as {EXAMPLE}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); see {EXAMPLE}"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read architecture file {path}: {exc.strerror or exc}") from None
     return parse_arch(data, str(path))
 
 
@@ -106,7 +126,9 @@ def parse_arch(data: object, source: str = "architecture") -> ArchConfig:
     from slmlab.eval.config import describe_error
 
     if not isinstance(data, dict):
-        raise UserError(f"{source} must be a JSON object with num_layers, hidden_dim, num_heads, ...")
+        raise UserError(
+            f"{source} must be a JSON object with num_layers, hidden_dim, num_heads, ... (see {EXAMPLE})"
+        )
     try:
         return ArchConfig.model_validate(data)
     except ValidationError as exc:

@@ -12,6 +12,8 @@ from slmlab.errors import UserError
 from slmlab.train.arch import ArchConfig
 
 _BPE = re.compile(r"^bpe[-:]?(\d+)(k?)$", re.IGNORECASE)
+# What --tokenizer accepts besides a directory, as every message that refuses one lists it.
+TOKENIZER_KINDS = "char, bpe-<size> (e.g. bpe-4k, bpe-8k, bpe-16k, bpe-8192) or gpt2"
 
 
 def parse_tokenizer_spec(spec: str) -> tuple[str, int | None] | None:
@@ -77,6 +79,17 @@ def make_train_config(values: dict, source: str = "options") -> TrainConfig:
     from slmlab.eval.config import describe_error
 
     try:
-        return TrainConfig.model_validate(values)
+        config = TrainConfig.model_validate(values)
     except ValidationError as exc:
         raise UserError(describe_error(exc, source, TrainConfig.model_fields)) from None
+    check_tokenizer_spec(config.tokenizer, source)
+    return config
+
+
+def check_tokenizer_spec(spec: str, source: str = "options") -> None:
+    """A tokenizer kind to make, or an existing directory: checked before anything is trained or
+    written (a resumed run's saved config is not re-checked: its directory may have moved since)."""
+    if parse_tokenizer_spec(spec) is None and not Path(spec).expanduser().is_dir():
+        where = "--tokenizer" if source == "options" else f"{source}: tokenizer"
+        raise UserError(f"{where} {spec!r} is neither a kind nor a tokenizer directory: "
+                        f"use {TOKENIZER_KINDS}, or a folder made by slmlab tokenizer train")  # fmt: skip

@@ -525,7 +525,10 @@ def read_pairs(path: str | Path) -> PairsDataset:
     """The dataset written by `PairsDataset.to_jsonl` (ids are recomputed from the code)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"pairs file {path} does not exist; build one with build_pairs(...).to_jsonl(path)")
+        raise UserError(
+            f"pairs file {path} does not exist: build one with "
+            f"slmlab pairs build python:stdlib --language python --out {path} (see slmlab pairs build --help)"
+        )
     splits: dict[str, list[FunctionPair]] = {"train": [], "test": []}
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -539,7 +542,7 @@ def read_pairs(path: str | Path) -> PairsDataset:
                 splits[split].append(FunctionPair.from_dict(row))
             except (ValueError, TypeError, AttributeError) as e:
                 raise UserError(
-                    f"{path}:{number} is not a function pair ({e}); rewrite it with to_jsonl"
+                    f"{path}:{number} is not a function pair ({e}); rebuild the file with slmlab pairs build"
                 ) from None
     return PairsDataset(splits["train"], splits["test"])
 

@@ -154,7 +154,11 @@ def load_tokenizer(path: str | Path):
     """The transformers tokenizer saved in directory `path` (by train_tokenizer or with a model)."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise UserError(f"tokenizer directory {folder} does not exist")
+        from slmlab.train.config import TOKENIZER_KINDS
+
+        raise UserError(
+            f"tokenizer directory {folder} does not exist (to make one, give a kind: {TOKENIZER_KINDS})"
+        )
     if not any(
         (folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")
     ):
@@ -602,8 +606,11 @@ def _bpe(ranks: dict[bytes, int], token: bytes, below: int) -> list[bytes]:
 
 
 def _from_hub() -> BPEFiles:
-    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-        raise SourceError("HF_HUB_OFFLINE is set")
+    from slmlab.models.hub import offline_reason
+
+    reason = offline_reason()  # seconds, not huggingface_hub's half minute of retries, when offline
+    if reason is not None:
+        raise SourceError(reason)
     from huggingface_hub import hf_hub_download
 
     vocab = Path(hf_hub_download("gpt2", "vocab.json"))
