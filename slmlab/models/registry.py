@@ -148,13 +148,14 @@ def registry_label(source: RegistryPackage) -> str:
     return ", ".join(f"{name}=={v}" for name, v in source.packages)
 
 
-def source_order(spec: ModelSpec) -> list[str]:
-    """Where a built-in model's bytes can come from, in the order they are tried."""
+def source_order(spec: ModelSpec, short: bool = False) -> list[str]:
+    """Where a built-in model's bytes can come from, in the order they are tried (`short`: without
+    the cache path and the hub file's name, for a table)."""
     from slmlab.models.resolve import cached_path  # resolve imports this module
 
-    order = [f"cache {cached_path(spec)}"]
+    order = ["cache" if short else f"cache {cached_path(spec)}"]
     if spec.hub_file is not None:
-        order.append(spec.hub_file.label)
+        order.append(f"hub {spec.hub_file.repo}" if short else spec.hub_file.label)
     if spec.registry is not None:
         order.append(f"PyPI {registry_label(spec.registry)}")
     return order
