@@ -14,16 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from slmlab.eval.config import EvalConfig
+from slmlab.progress import Meter
 from slmlab.report.summary import RunSummary
 from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.tasks import Task, load_benchmark
@@ -39,11 +32,6 @@ class EvalResult:
     executed: int  # samples executed by this invocation
     summary: RunSummary
     setup: dict  # how it was generated: model source, dtype, prompt mode, stops, speed
-
-
-def _progress(console: Console, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)  # fmt: skip
 
 
 def select_tasks(config: EvalConfig) -> list[Task]:
@@ -86,12 +74,10 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
         setup["steering"] = {"layer": config.steer_layer, "scale": config.steer_scale}
     engine = BatchGenerator(loaded.model, loaded.tokenizer, params, stops, batch_size=config.batch_size,
                             capture=hooks.capture)  # fmt: skip
-    started, tokens = time.monotonic(), 0
-    with _progress(console, "generating") as bar, hooks:
-        job = bar.add_task("generate", total=len(requests), note="")
+    started = time.monotonic()
+    with Meter(console, "generating", len(requests), params.max_new_tokens) as meter, hooks:
 
         def store_sample(generation) -> None:
-            nonlocal tokens
             task_id, index = generation.key
             completion = completion_from_answer(by_id[task_id], generation.text, mode, config.sanitize)
             record = {"text": generation.text, "tokens": generation.tokens, "prompt_tokens": generation.prompt_tokens,
@@ -102,14 +88,11 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
             store.add_sample(run_id, SampleRow(task_id, index, sample_seed(params.seed, task_id, index),
                                                prompts[task_id].text, completion.code, record, None),
                              (where.row, where.token_start, where.n_tokens) if where else None)  # fmt: skip
-            tokens += generation.tokens
-            bar.update(job, advance=1, note=f"{tokens / max(1e-9, time.monotonic() - started):.0f} tok/s")
+            meter.sample(generation.tokens)
 
-        engine.run(requests, store_sample)
-    seconds = time.monotonic() - started
+        engine.run(requests, store_sample, on_step=meter.step)
+    seconds, tokens = time.monotonic() - started, meter.estimate.tokens
     setup.update(tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / max(seconds, 1e-9), 1))
-    console.print(f"generated {len(requests)} samples, {tokens} tokens in {seconds:.0f} s "
-                  f"({setup['tokens_per_s']} tok/s)")  # fmt: skip
     return setup
 
 
@@ -166,13 +149,12 @@ def _execute(config: EvalConfig, tasks: list[Task], store: Store, run_id: str, c
         sandbox=config.sandbox, limits=Limits(timeout_s=config.timeout), workers=config.workers
     ) as executor:
         console.print(f"sandbox: {escape(executor.tier.label)}")
-        with _progress(console, "executing") as bar:
-            job = bar.add_task("execute", total=len(rows), note="")
+        with Meter(console, "executing", len(rows)) as meter:
 
             def store_outcome(index: int, outcome) -> None:
                 row = rows[index]
                 store.set_outcome(run_id, row.task_id, row.sample_index, outcome.to_dict())
-                bar.advance(job)
+                meter.sample()
 
             executor.run(programs, progress=store_outcome)
     return len(rows)

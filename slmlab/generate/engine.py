@@ -11,6 +11,7 @@ of the same prompt share one prefill, and prompts join in order of length, so pa
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
@@ -77,6 +78,21 @@ def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
+def _cache_keyword(model) -> str:
+    """The name under which the model's forward takes its KV cache: `cache` in current transformers
+    (`past_key_values` there is a deprecated alias that warns on every run), `past_key_values` in
+    4.x and in model classes that still declare it. Read from the signature, not the version,
+    because remote-code classes follow their own; past a PEFT wrapper or a subclass whose forward
+    only passes keywords on, from the first forward that names one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for cls in type(base).__mro__:
+        if "forward" in vars(cls):
+            names = inspect.signature(vars(cls)["forward"]).parameters
+            if "cache" in names or "past_key_values" in names:
+                return "cache" if "cache" in names else "past_key_values"
+    return "past_key_values"
+
+
 class BatchGenerator:
     """Generates completions for many requests with one model, `batch_size` rows at a time."""
 
@@ -104,6 +120,7 @@ class BatchGenerator:
         self.refill = refill and self.plain_cache
         self.min_admit = max(1, self.batch_size // 8)
         self.device = next(model.parameters()).device
+        self.cache_keyword = _cache_keyword(model)
         self._encoded: dict[tuple[str, bool], list[int]] = {}
 
     def _eos_ids(self) -> set[int]:
@@ -128,8 +145,11 @@ class BatchGenerator:
 
     # ---- the loop ----------------------------------------------------------------------------
     @torch.inference_mode()
-    def run(self, requests: Iterable[Request], on_result: Callable[[Generation], None]) -> None:
-        """Generate every request; `on_result` gets each sample the moment it is finished."""
+    def run(self, requests: Iterable[Request], on_result: Callable[[Generation], None],
+            on_step: Callable[[int], None] | None = None) -> None:  # fmt: skip
+        """Generate every request; `on_result` gets each sample the moment it is finished, and
+        `on_step` (when given) the number of tokens each step produced, so that progress moves
+        with every token instead of with every finished sample."""
         queue = sorted(requests, key=lambda r: (len(self._encode(r)), r.prompt))
         pending = deque(queue)
         self.rows: list[_Row] = []
@@ -142,6 +162,7 @@ class BatchGenerator:
         self.state_sums: torch.Tensor | None = None
         self.token_states: list[list[torch.Tensor]] = []
         self.on_result = on_result
+        self.on_step = on_step
         while pending or self.rows:
             free = self.batch_size - len(self.rows)
             if pending and (not self.rows or (self.refill and free >= min(self.min_admit, len(pending)))):
@@ -163,7 +184,7 @@ class BatchGenerator:
         )
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+                         use_cache=True, logits_to_keep=1, **{self.cache_keyword: cache})  # fmt: skip
         # One prefill per distinct prompt, then one row per request.
         which = torch.tensor(
             [prompts[(r.prompt, r.add_special_tokens)] for r in requests], device=self.device
@@ -202,8 +223,8 @@ class BatchGenerator:
     def _step(self) -> None:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
         out = self.model(input_ids=torch.tensor(self.last, device=self.device)[:, None], attention_mask=self.mask,
-                         position_ids=self.mask.sum(-1, keepdim=True) - 1, past_key_values=self.cache,
-                         use_cache=True, logits_to_keep=1)  # fmt: skip
+                         position_ids=self.mask.sum(-1, keepdim=True) - 1, use_cache=True, logits_to_keep=1,
+                         **{self.cache_keyword: self.cache})  # fmt: skip
         self._advance(out.logits[:, -1], first=0, states=self.capture.take() if self.capture else None)
 
     def _advance(self, logits: torch.Tensor, first: int, states: torch.Tensor | None = None) -> None:
@@ -219,6 +240,8 @@ class BatchGenerator:
         histories = [r.prompt_ids + r.ids for r in rows] if self.params.repetition_penalty != 1.0 else None
         logits = logits.float().cpu()  # each row samples with its own CPU generator
         chosen = next_tokens(logits, self.params, self.processors, histories, [r.generator for r in rows])
+        if self.on_step is not None:  # every row appends one token unless its prompt fills the context
+            self.on_step(sum(1 for row in rows if row.limit))
         finished = []
         for offset, (row, token) in enumerate(zip(rows, chosen, strict=True)):
             index = first + offset

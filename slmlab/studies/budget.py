@@ -216,10 +216,9 @@ class _Model:
 def _generate(config: BudgetStudyConfig, store: Store, run_id: str, items: list[Item],
               missing: list[tuple[str, int]], limits: tuple[int, int], model: _Model, console: Console) -> None:  # fmt: skip
     """Generate the missing samples, each stored the moment it finishes."""
-    import time
-
     from slmlab.generate import BatchGenerator, Request, sample_seed
     from slmlab.generate.params import SamplingParams
+    from slmlab.progress import Meter
 
     by_id = {item.task_id: item for item in items}
     loaded = model.loaded
@@ -236,23 +235,19 @@ def _generate(config: BudgetStudyConfig, store: Store, run_id: str, items: list[
         engine = BatchGenerator(
             loaded.model, loaded.tokenizer, params, _stops(config), batch_size=config.batch_size
         )
-        started, tokens = time.monotonic(), 0
+        meter = Meter(console, f"generating at up to {limit} tokens", len(group), limit)
 
-        def store_sample(generation, limit=limit) -> None:
-            nonlocal tokens
+        def store_sample(generation, limit=limit, meter=meter) -> None:
             task_id, index = generation.key
             record = {"tokens": generation.tokens, "finish_reason": generation.finish_reason, "limit": limit,
                       "ids": list(generation.token_ids), "prompt_tokens": generation.prompt_tokens,
                       "seconds": generation.seconds}  # fmt: skip
             store.add_sample(run_id, SampleRow(task_id, index, sample_seed(config.seed, task_id, index),
                                                by_id[task_id].prompt_text, generation.text, record, None))  # fmt: skip
-            tokens += generation.tokens
+            meter.sample(generation.tokens)
 
-        with console.status(f"generating {len(group)} samples at up to {limit} new tokens"):
-            engine.run(requests, store_sample)
-        seconds = time.monotonic() - started
-        console.print(f"generated {len(group)} samples at up to {limit} tokens: {tokens} tokens in {seconds:.0f} s "
-                      f"({tokens / max(seconds, 1e-9):.1f} tok/s)")  # fmt: skip
+        with meter:
+            engine.run(requests, store_sample, on_step=meter.step)
 
 
 # ---- stage 2: budget views ---------------------------------------------------------------------
