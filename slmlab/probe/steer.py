@@ -55,13 +55,13 @@ class Steering:
         self.model, self.layer, self.scale = model, layer, float(scale)
         self.shift = torch.tensor(unit_direction(direction) * self.scale, dtype=torch.float32)
         self._handle = None
+        count = len(decoder_layers(model))  # checked here, before a run is recorded with it
+        if not -count <= layer < count:
+            raise UserError(f"steering layer {layer} is out of range: the model has {count} layers (0..{count - 1})")
 
     def __enter__(self) -> Steering:
         if self.scale != 0:
-            layers = decoder_layers(self.model)
-            if not -len(layers) <= self.layer < len(layers):
-                raise UserError(f"steering layer {self.layer} is out of range (0..{len(layers) - 1})")
-            self._handle = layers[self.layer].register_forward_hook(self._shift)
+            self._handle = decoder_layers(self.model)[self.layer].register_forward_hook(self._shift)
         return self
 
     def __exit__(self, *_exc) -> None:

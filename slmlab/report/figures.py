@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from slmlab.report.summary import RunSummary, natural_key  # noqa: E402
+from slmlab.report.summary import RunSummary  # noqa: E402
+from slmlab.store import natural_key  # noqa: E402
 
 STATUS_COLOURS = {
     "passed": "#2e7d32", "failed_assertion": "#f9a825", "runtime_error": "#ef6c00", "syntax_error": "#c62828",

@@ -3,28 +3,14 @@ summary, the figures, the HTML report and the stored metrics."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from slmlab.execute.outcome import STATUS_ORDER
 from slmlab.metrics import pass_at_k_summary, rate
-from slmlab.store import SampleRow
+from slmlab.store import SampleRow, natural_key
 
 QUALITY_FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")
-
-
-def natural_key(task_id: str) -> tuple:
-    """HumanEval/2 before HumanEval/10, Mbpp/9 before Mbpp/11, 9 before 10: the digit runs compare
-    as numbers. re.split with a group alternates text (even places) and digits (odd places), so two
-    keys always compare text with text and numbers with numbers."""
-    parts = re.split(r"(\d+)", str(task_id))
-    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
-
-
-def sample_order(sample) -> tuple:
-    """A sample's place in a listing: its task in natural order, then its index as a number."""
-    return natural_key(sample.task_id), str(sample.task_id), int(sample.sample_index)
 
 
 @dataclass
