@@ -28,6 +28,15 @@ def _flag(*names: str, help: str) -> typer.models.OptionInfo:
     return typer.Option(*dict.fromkeys(spellings), help=help)
 
 
+def _text_file(path: Path, flag: str) -> Path:
+    """A training or validation text that exists and holds something, or one line naming it."""
+    if not path.is_file():
+        raise UserError(f"{flag} {path} not found: build a corpus with slmlab corpus build (see slmlab corpus build --help)")
+    if path.stat().st_size == 0:
+        raise UserError(f"{flag} {path} is empty: give a text with code in it (slmlab corpus build makes one)")
+    return path
+
+
 train_app = typer.Typer(help="Train a small LM from scratch (seed 003), or search architectures (train search).",
                         invoke_without_command=True)  # fmt: skip
 
@@ -95,6 +104,8 @@ def train_command(
                                         ("--train-path", train_path), ("--val-path", val_path)) if value is None]  # fmt: skip
     if missing:
         raise UserError(f"slmlab train needs {', '.join(missing)} (see slmlab train --help)")
+    _text_file(train_path, "--train-path")
+    _text_file(val_path, "--val-path")
     values = {
         k: v for k, v in given.items() if k not in {"ctx", "arch_json", "use_tokens", "resume", "stop_at"}
     }
@@ -225,6 +236,10 @@ def train_search(
     from slmlab.train.config import make_train_config
     from slmlab.train.search import parse_space, run_search
 
+    if parallel < 1 or trials < 1:
+        raise UserError(f"--parallel and --trials must be at least 1, not {min(parallel, trials)}")
+    _text_file(train_path, "--train-path")
+    _text_file(val_path, "--val-path")
     base = make_train_config({"arch": load_arch(arch_json), "experiment_name": "search", "train_path": train_path,
                               "val_path": val_path, "tokenizer": tokenizer, "max_steps": max_steps,
                               "batch_size": batch_size, "seq_len": seq_len, "lr": lr,

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmlab.atomic import publish_dir
 from slmlab.errors import UserError
 from slmlab.models.cache import sha256_file, slmlab_home
 from slmlab.models.resolve import ResolvedModel, resolve
@@ -80,6 +81,7 @@ def _convert(resolved: ResolvedModel, destination: Path) -> None:
     model.hf_quantizer = None
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".convert-"))
+    publish_dir(staging)  # readable by others once in place, as mkdir() would make it
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slmlab.atomic import atomic_writer
+from slmlab.atomic import atomic_writer, publish_dir
 from slmlab.errors import UserError
 
 DOC_SEPARATOR = "<|endoftext|>"
@@ -337,6 +337,7 @@ def fetch_npm_package(spec: str) -> tuple[Path, dict[str, Any]]:
         )
     cache.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
+    publish_dir(staging)  # readable by others once in place, as mkdir() would make it
     try:
         try:
             proc = subprocess.run(

@@ -119,7 +119,17 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
     torch.manual_seed(settings.seed)
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=settings.target_modules, task_type="CAUSAL_LM")  # fmt: skip
-    model = get_peft_model(loaded.model, config)
+    try:
+        model = get_peft_model(loaded.model, config)
+    except ValueError as exc:  # peft's word for target modules the model does not have
+        if "not found" not in str(exc).lower() and "target modules" not in str(exc).lower():
+            raise
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in loaded.model.named_modules()
+                        if isinstance(m, torch.nn.Linear)})  # fmt: skip
+        asked = settings.target_modules
+        asked = asked if isinstance(asked, str) else ",".join(asked)
+        raise UserError(f"--target-modules {asked}: not in {base_model}, whose linear layers are "
+                        f"{', '.join(names)} (or use all-linear)") from None
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
