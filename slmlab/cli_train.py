@@ -104,12 +104,12 @@ def train_command(
                                         ("--train-path", train_path), ("--val-path", val_path)) if value is None]  # fmt: skip
     if missing:
         raise UserError(f"slmlab train needs {', '.join(missing)} (see slmlab train --help)")
-    _text_file(train_path, "--train-path")
-    _text_file(val_path, "--val-path")
     values = {
         k: v for k, v in given.items() if k not in {"ctx", "arch_json", "use_tokens", "resume", "stop_at"}
     }
     config = make_train_config({**values, "arch": load_arch(arch_json)})
+    _text_file(train_path, "--train-path")
+    _text_file(val_path, "--val-path")
     print_summary(_console(), train(config, _console(), resume=resume, stop_at=stop_at))
 
 
@@ -238,13 +238,13 @@ def train_search(
 
     if parallel < 1 or trials < 1:
         raise UserError(f"--parallel and --trials must be at least 1, not {min(parallel, trials)}")
-    _text_file(train_path, "--train-path")
-    _text_file(val_path, "--val-path")
     base = make_train_config({"arch": load_arch(arch_json), "experiment_name": "search", "train_path": train_path,
                               "val_path": val_path, "tokenizer": tokenizer, "max_steps": max_steps,
                               "batch_size": batch_size, "seq_len": seq_len, "lr": lr,
                               "warmup_steps": max(1, max_steps // 10), "eval_every": max_steps, "eval_batches": 10})  # fmt: skip
     parsed = parse_space(space)
+    _text_file(train_path, "--train-path")
+    _text_file(val_path, "--val-path")
     done = lambda row, n, total: _console().print(  # noqa: E731
         f"trial {n}/{total} {row['trial']}: {row['val_bits_per_char']:.3f} bits/char"
     )

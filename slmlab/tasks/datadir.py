@@ -16,10 +16,11 @@ def resolve_data_file(relative: str, data_dir: str | os.PathLike | None, dataset
     if not root:
         raise UserError(
             f"{dataset} needs a data directory: pass --data-dir DIR or set {ENV_VAR}=DIR "
-            f"(a folder holding {relative})"
+            f"(a folder holding {relative}; the README's Datasets section says where to get it)"
         )
     path = Path(root).expanduser() / relative
     if not path.is_file():
         source = "--data-dir" if data_dir is not None else ENV_VAR
-        raise UserError(f"{dataset}: {path} not found; point {source} at a folder holding {relative}")
+        raise UserError(f"{dataset}: {path} not found; point {source} at a folder holding {relative} "
+                        "(the README's Datasets section says where to get it)")  # fmt: skip
     return path
