@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {usage_line(exc, argv)}", file=sys.stderr)
         sys.exit(2)
     except ValidationError as exc:  # settings a command builds from its options (e.g. LoRA's)
-        from slmlab.eval.config import describe_error
+        from slmlab.validation import describe_error
 
         print(f"error: {describe_error(exc, 'options')}", file=sys.stderr)
         sys.exit(2)

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from slmlab.errors import UserError
-from slmlab.eval.config import describe_error, parse_yaml_mapping, read_yaml_mapping
+from slmlab.validation import describe_error, parse_yaml_mapping, read_yaml_mapping
 
 
 def load_config(name_or_path: str | None, builtins: dict[str, str], model: type[BaseModel], overrides: dict,

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slmlab.errors import UserError
+from slmlab.validation import describe_error
 
 FAMILIES = {
     ("rope", "layernorm", "gelu"): "gpt_neox",
@@ -123,8 +124,6 @@ def load_arch(path: str | Path) -> ArchConfig:
 
 
 def parse_arch(data: object, source: str = "architecture") -> ArchConfig:
-    from slmlab.eval.config import describe_error
-
     if not isinstance(data, dict):
         raise UserError(
             f"{source} must be a JSON object with num_layers, hidden_dim, num_heads, ... (see {EXAMPLE})"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from slmlab.errors import UserError
 from slmlab.train.arch import ArchConfig
+from slmlab.validation import describe_error
 
 _BPE = re.compile(r"^bpe[-:]?(\d+)(k?)$", re.IGNORECASE)
 # What --tokenizer accepts besides a directory, as every message that refuses one lists it.
@@ -76,8 +77,6 @@ class TrainConfig(BaseModel):
 
 
 def make_train_config(values: dict, source: str = "options") -> TrainConfig:
-    from slmlab.eval.config import describe_error
-
     try:
         config = TrainConfig.model_validate(values)
     except ValidationError as exc:
