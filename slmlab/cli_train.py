@@ -139,6 +139,8 @@ def corpus_build(
     """Collect source files, drop exact and near duplicates, split train/val by file, report MB, files, tokens."""
     from slmlab.train.corpus import build_corpus
 
+    if not 0 < near_dup <= 1:
+        raise UserError(f"--near-dup must be a Jaccard similarity in (0, 1] (1: exact duplicates only), not {near_dup}")
     count = None
     if tokenizer is not None:
         backend = _tokenizer_for_counting(tokenizer).backend_tokenizer
@@ -276,8 +278,15 @@ def pairs_build(
     seed: Annotated[int, typer.Option(help="seed of the train/test split")] = 0,
 ) -> None:
     """Cut documented functions out of real source with tree-sitter; dedup, filter, split train/test."""
+    from slmlab.store import prepare_folder
     from slmlab.train.pairs import build_pairs
 
+    for flag, value in (("--limit", limit), ("--test-size", test_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, not {value}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the pairs file, e.g. {out / 'pairs.jsonl'}")
+    prepare_folder(out.parent, "--out's folder")
     dataset = build_pairs(sources, language, min_lines=min_lines, max_lines=max_lines, min_complexity=min_complexity,
                           max_complexity=max_complexity, limit=limit, test_size=test_size, seed=seed)  # fmt: skip
     dataset.to_jsonl(out)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from slmlab.errors import UserError
 
+OPTIONS = "options"  # the source of values given as command-line flags: problems name the flag
+
 
 def describe_error(error: ValidationError, source: str, fields=None) -> str:
     """pydantic's problems as one line: where, what, and the value given (never the whole input).
@@ -25,19 +27,19 @@ def describe_error(error: ValidationError, source: str, fields=None) -> str:
     up as "model: field required"); a required field that such a suggestion names is the same
     mistake, not one more problem. Every config loader (eval, studies, train, architectures) uses
     this, so the same mistake reads the same everywhere."""
-    problems = _problems(error, fields)
+    problems = _problems(error, fields, flags=source == OPTIONS)
     explained = {(p["parent"], p["suggestion"]) for p in problems if p["suggestion"]}
     problems = [p for p in problems if not (p["missing"] and (p["parent"], p["name"]) in explained)]
     first = problems[0]
     more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
-    return f"{source}: {first['text']}{more}"
+    return f"{first['text']}{more}" if source == OPTIONS else f"{source}: {first['text']}{more}"
 
 
 # pydantic names the member of a union that failed inside `loc` ('int', "literal['best']"): not a key.
 _UNION_TAG = re.compile(r"^(int|float|str|bool|none|[a-z_-]+\[.*\])$")
 
 
-def _problems(error: ValidationError, fields) -> list[dict]:
+def _problems(error: ValidationError, fields, flags: bool = False) -> list[dict]:
     """One entry per field in trouble, unknown keys first; a union's alternatives are merged."""
     grouped: dict[tuple, list[dict]] = {}
     for item in error.errors():
@@ -64,6 +66,8 @@ def _problems(error: ValidationError, fields) -> list[dict]:
             entry["text"] = f"missing required field {where}"
         else:
             where = ".".join(str(p) for p in loc)
+            if flags and len(loc) == 1:  # a field given as a flag: name the flag the user typed
+                where = "--" + str(loc[0]).replace("_", "-")
             messages = [_message(i) for i in items]
             text = messages[0] if len(messages) == 1 else " or ".join(dict.fromkeys(messages))
             entry["text"] = f"{where}: {text}" if where else text

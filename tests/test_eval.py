@@ -126,7 +126,7 @@ def test_yaml_config_runs_and_bad_configs_get_one_line(tmp_path, tiny_dir):
     config.write_text(f"model: {tiny_dir}\ntemprature: 0.5\n")
     _one_line_error(slmlab("run", str(config)), "temprature", "unknown field")
     _one_line_error(slmlab("run", str(tmp_path / "missing.yaml")), "not found")
-    _one_line_error(slmlab(*eval_args(tiny_dir, out, "--top-p", "0")), "top_p")
+    _one_line_error(slmlab(*eval_args(tiny_dir, out, "--top-p", "0")), "--top-p")
     _one_line_error(slmlab(*eval_args(tiny_dir, out, "--prompt-mode", "chat")), "no chat template")
     assert stored(out) == before  # failed commands leave the store as it was
 

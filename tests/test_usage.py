@@ -97,6 +97,18 @@ def test_output_folder_problems_are_found_before_any_work(tmp_path):
         one_line(slmlab(*args, "--out", str(locked), cwd=tmp_path), "not writable")
 
 
+def test_bad_values_of_the_training_commands_are_named(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "empty.txt").write_text("")
+    one_line(slmlab("corpus", "build", "python:./src", "--out", "c", "--near-dup", "2", cwd=tmp_path), "--near-dup")
+    one_line(slmlab("pairs", "build", "src", "--language", "python", "--out", "p.jsonl", "--limit", "0",
+                    cwd=tmp_path), "--limit")  # fmt: skip
+    one_line(slmlab("tokenizer", "train", "bpe-4k", "--out", "t", "--train-path", "empty.txt", cwd=tmp_path),
+             "empty.txt", "empty")  # fmt: skip
+    one_line(slmlab("eval", "--model", "m", "--limit", "0", cwd=tmp_path), "--limit")
+
+
 def test_compare_rejects_k_zero(tmp_path):
     one_line(slmlab("compare", "a", "b", "--k", "0", cwd=tmp_path), "--k", "positive")
 

@@ -116,7 +116,10 @@ def train_tokenizer(
     _check_vocab_size(kind, vocab_size)
     sample = _read_limited(evals or items, EVAL_MAX_CHARS)
     if not sample.replace(EOS, "") and not (kind == "gpt2" and not evals and not items):
-        raise UserError(f"the {'eval' if evals else 'training'} text is empty")
+        named = [str(item) for item in (evals or items) if isinstance(item, Path)]
+        what = f" ({', '.join(named)})" if named else ""
+        raise UserError(f"the {'eval' if evals else 'training'} text{what} is empty: give a text with code in it "
+                        "(slmlab corpus build makes one)")  # fmt: skip
     start = time.perf_counter()
     if kind == "gpt2":
         files, source = gpt2_bpe()
