@@ -91,7 +91,7 @@ def test_capture_and_steering_options_are_validated_and_keep_old_run_ids(tmp_pat
     plain = EvalConfig(model="m")
     assert "capture_layers" not in plain.identity() and "steer_scale" not in plain.identity()
     assert EvalConfig(model="m", capture_layers=[11, -1]).capture_layers == "11,-1"
-    with pytest.raises(UserError, match="capture_layers"):
+    with pytest.raises(UserError, match="--capture-layers"):
         make_config({"model": "m", "capture_layers": "eleven"})
     with pytest.raises(UserError, match="steer_layer and steer_direction"):
         make_config({"model": "m", "steer_layer": 3})
