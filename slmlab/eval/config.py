@@ -110,12 +110,9 @@ class EvalConfig(BaseModel):
 
 def trained_weights_sha256(name: str) -> str:
     from slmlab.models.cache import sha256_file
-    from slmlab.train.checkpoint import resolve_checkpoint
+    from slmlab.models.trained import trained_weights
 
-    if name.startswith("lora:"):
-        weights = Path(name.removeprefix("lora:")).expanduser() / "adapter_model.safetensors"
-    else:
-        weights = resolve_checkpoint(name.removeprefix("ckpt:")) / "model.safetensors"
+    weights = trained_weights(name)
     try:
         return sha256_file(weights)
     except OSError as exc:

@@ -188,7 +188,7 @@ def load(name: str, dtype: str = "auto", download: bool = True, device: str = "c
 def _load_adapted(resolved: ResolvedModel, dtype: str, download: bool, started: float,
                   device: str) -> LoadedModel:  # fmt: skip
     """A LoRA adapter's base model with the adapter merged into it."""
-    from slmlab.train.lora import adapter_info, apply_adapter
+    from slmlab.models.trained import adapter_info, apply_adapter
 
     base = load(adapter_info(resolved.location)["base_model"], dtype=dtype, download=download, device=device)
     model = apply_adapter(base.model, resolved.location)

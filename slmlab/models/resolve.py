@@ -142,7 +142,7 @@ def _from_hub(name: str, hub_id: str, tried: list[str]) -> ResolvedModel | None:
 
 def _checkpoint(name: str) -> ResolvedModel:
     """`ckpt:PATH`: a checkpoint slmlab trained (or a training run: its best checkpoint)."""
-    from slmlab.train.checkpoint import checkpoint_info, resolve_checkpoint
+    from slmlab.models.trained import checkpoint_info, resolve_checkpoint
 
     path = resolve_checkpoint(name.removeprefix("ckpt:"))
     try:
@@ -154,7 +154,7 @@ def _checkpoint(name: str) -> ResolvedModel:
 
 def _adapter(name: str) -> ResolvedModel:
     """`lora:DIR`: a LoRA adapter trained by slmlab, applied to the base model it records."""
-    from slmlab.train.lora import adapter_info
+    from slmlab.models.trained import adapter_info
 
     path = Path(name.removeprefix("lora:")).expanduser()
     base = adapter_info(path)["base_model"]

@@ -2,7 +2,7 @@
 model, plus `trainer_state.pt` with what exact resumption needs (optimizer, scheduler, RNG, step).
 
 Each is written to a staging directory and renamed into place, so a run killed while saving keeps
-the previous checkpoint intact.
+the previous checkpoint intact. Reading one by name (`ckpt:PATH`) is slmlab.models.trained's.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import tempfile
 from pathlib import Path
 
 from slmlab.atomic import publish_dir
-from slmlab.errors import UserError
+from slmlab.models.trained import CHECKPOINT_INFO_FILE as INFO_FILE
+from slmlab.models.trained import checkpoint_info as checkpoint_info
+from slmlab.models.trained import checkpoints_dir as checkpoints_dir
+from slmlab.models.trained import resolve_checkpoint as resolve_checkpoint
 
 STATE_FILE = "trainer_state.pt"
-INFO_FILE = "checkpoint.json"
-
-
-def checkpoints_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
 
 
 def save_checkpoint(path: Path, model, tokenizer, info: dict, state: dict | None = None) -> None:
@@ -46,10 +44,6 @@ def save_checkpoint(path: Path, model, tokenizer, info: dict, state: dict | None
             shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def checkpoint_info(path: Path) -> dict:
-    return json.loads((Path(path) / INFO_FILE).read_text())
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[str, dict]]:
@@ -77,18 +71,3 @@ def load_state(path: Path) -> dict:
     import torch
 
     return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
-
-
-def resolve_checkpoint(location: str) -> Path:
-    """`ckpt:PATH`: a checkpoint directory, or a training run directory (its best checkpoint, else
-    its final one)."""
-    path = Path(location).expanduser()
-    if (path / "config.json").is_file():
-        return path
-    for name in ("best", "final", "last"):
-        candidate = checkpoints_dir(path) / name
-        if (candidate / "config.json").is_file():
-            return candidate
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist")
-    raise UserError(f"{path} is neither a checkpoint (with config.json) nor a training run with checkpoints")

@@ -13,19 +13,19 @@ applied and merged for generation speed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from slmlab.errors import UserError
-
-INFO_FILE = "slmlab_lora.json"
+from slmlab.models.trained import ADAPTER_INFO_FILE as INFO_FILE
+from slmlab.models.trained import adapter_info as adapter_info
+from slmlab.models.trained import apply_adapter as apply_adapter
+from slmlab.models.trained import peft_reading_deprecated_property
 
 
 class LoraSettings(BaseModel):
@@ -119,7 +119,7 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=settings.target_modules, task_type="CAUSAL_LM")  # fmt: skip
     try:
-        with _peft_reading_deprecated_property():
+        with peft_reading_deprecated_property():
             model = get_peft_model(loaded.model, config)
     except ValueError as exc:  # peft's word for target modules the model does not have
         if "not found" not in str(exc).lower() and "target modules" not in str(exc).lower():
@@ -173,30 +173,3 @@ def train_lora(base_model: str, examples: list[tuple[str, str]], settings: LoraS
             "result": result.to_dict()}  # fmt: skip
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
     return result
-
-
-def adapter_info(location: str | Path) -> dict:
-    path = Path(location).expanduser()
-    try:
-        return json.loads((path / INFO_FILE).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} is not a LoRA adapter made by slmlab (no {INFO_FILE})") from None
-
-
-@contextlib.contextmanager
-def _peft_reading_deprecated_property():
-    """peft (0.21.2, the newest) reads transformers' `is_gradient_checkpointing`, which transformers 5
-    deprecates with a FutureWarning on every adapter made or loaded; slmlab calls peft's current API,
-    so that one warning, and only it, is kept out of the user's output until peft reads the new name."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
-
-
-def apply_adapter(model, location: str | Path, merge: bool = True):
-    """The base `model` with the adapter in `location` applied (merged into the weights by default)."""
-    from peft import PeftModel
-
-    with _peft_reading_deprecated_property():
-        peft_model = PeftModel.from_pretrained(model, str(location))
-    return peft_model.merge_and_unload() if merge else peft_model
