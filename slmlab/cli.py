@@ -143,8 +143,12 @@ def _eval_options(**given) -> dict:
 
 def _run_and_report(config) -> None:
     from slmlab.eval import run_eval
+    from slmlab.report.console import print_run_summary
+    from slmlab.report.write import write_run_report
 
     result = run_eval(config, console)
+    write_run_report(result)
+    print_run_summary(console, result.summary, title=f"{config.model} on {config.benchmark}")
     console.print(f"samples: {result.report_dir / 'samples.jsonl'}")
     console.print(f"report: [bold]{result.report_dir / 'report.html'}[/bold]")
 

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import pytest
 
 from slmlab.atomic import atomic_writer, write_text_atomic
+from slmlab.eval.summary import RunSummary
 from slmlab.report.html import render_html
-from slmlab.report.summary import RunSummary
 from slmlab.report.write import write_report
 from slmlab.store import SampleRow, Store, natural_key
 

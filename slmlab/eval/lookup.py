@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slmlab.errors import UserError
-from slmlab.report.summary import RunSummary
+from slmlab.eval.summary import RunSummary
 from slmlab.store import STORE_NAME, Store
 
 

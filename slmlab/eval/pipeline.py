@@ -1,4 +1,5 @@
-"""The main job: tasks -> prompts -> generation -> store -> sandboxed execution -> metrics -> report.
+"""The main job: tasks -> prompts -> generation -> store -> sandboxed execution -> metrics. The
+report is made from the result (`slmlab.report.write.write_run_report`): reports take data.
 
 Every generated sample is stored the moment it is finished, and every outcome the moment it is
 known, so a run killed at any point resumes with the same command: the run is found by its
@@ -16,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from slmlab.eval.config import EvalConfig
+from slmlab.eval.summary import RunSummary
 from slmlab.progress import Meter
-from slmlab.report.summary import RunSummary
 from slmlab.store import STORE_NAME, SampleRow, Store, prepare_folder
 from slmlab.tasks import Task, load_benchmark
 
@@ -174,10 +175,9 @@ def _execute(config: EvalConfig, tasks: list[Task], store: Store, run_id: str, c
     return len(rows)
 
 
-def run_eval(config: EvalConfig, console: Console, show_summary: bool = True) -> EvalResult:
-    from slmlab.report.console import print_run_summary
-    from slmlab.report.write import write_report
-
+def run_eval(config: EvalConfig, console: Console) -> EvalResult:
+    """Generate and execute what the store lacks, summarise the run and store its metrics; the run's
+    folder (`report_dir`) gets its samples.jsonl, and the caller writes its report into it."""
     tasks = select_tasks(config)
     out = prepare_folder(config.out)  # before a model download that a bad --out would waste
     identity = config.identity()
@@ -205,10 +205,8 @@ def run_eval(config: EvalConfig, console: Console, show_summary: bool = True) ->
         store.finish_run(run_id)
         report_dir = out / run_id
         setup = store.metrics(run_id).get("generation_setup", {})
-        write_report(summary, setup, report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
         store.export_human_eval(run_id, report_dir / "samples.jsonl")
-    if show_summary:
-        print_run_summary(console, summary, title=f"{config.model} on {config.benchmark}")
     return EvalResult(run_id, store_path, report_dir, resumed, len(missing), executed, summary, setup)
 
 

@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from slmlab.eval.summary import RunSummary
 from slmlab.execute.evaluate import Evaluation, status_counts
 from slmlab.execute.outcome import STATUS_ORDER, Status
 from slmlab.metrics import pass_at_k_summary, rate
-from slmlab.report.summary import RunSummary
 
 _STATUS_STYLE = {"passed": "green", "harness_error": "red", "sandbox_violation": "magenta"}
 STARVED_SHARE = 0.5  # a parked timeout that got less CPU than this share of its limit may be spurious

@@ -8,7 +8,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from slmlab.report.summary import RunSummary
+from slmlab.eval.summary import RunSummary
 from slmlab.store import sample_order
 
 MAX_LISTED_SAMPLES = 5000  # beyond this the file gets unwieldy; the store and samples.jsonl hold all

@@ -19,6 +19,22 @@ HEADERS = [
 ]
 
 
+def csv_row(record: dict) -> dict:
+    """A trial's record as one row of the results CSV and of the tables."""
+    s = record["scores"]
+    syntax = s["syntax_pass"] or {"value": None, "interval": [None, None], "checked": 0}
+    execution = record.get("execution", {})
+    return {"language": record["language"], "rank": record["rank"], "size": record["size"],
+            "curriculum": record["curriculum"], "bleu": s["bleu"]["value"], "bleu_low": s["bleu"]["interval"][0], "bleu_high": s["bleu"]["interval"][1],
+            "codebleu": s["codebleu"]["value"], "syntax_pass": syntax["value"], "syntax_low": syntax["interval"][0],
+            "syntax_high": syntax["interval"][1], "syntax_checked": syntax["checked"], "unchecked": s["unchecked"],
+            "minibench_pass_at_1": execution.get("minibench", {}).get("pass_at_1"),
+            "mbpp_pass_at_1": execution.get("mbpp-test", {}).get("pass_at_1"),
+            "bleu_syntax_r": s["bleu_vs_syntax"]["r"],
+            "train_seconds": (record["training"] or {}).get("seconds"), "peak_rss_mb": record["peak_rss_mb"],
+            "trial": record["trial"]}  # fmt: skip
+
+
 def _show(value, spec: str) -> str:
     return "-" if value is None or value == "" else format(value, spec)
 
@@ -42,8 +58,6 @@ def comparison_rows(comparisons: list[dict]) -> list[list[str]]:
 def print_sweep(console: Console, settings, study: dict) -> None:
     from pathlib import Path
 
-    from slmlab.studies.lora import csv_row
-
     print_table(console, f"LoRA sweep: {settings.sweep} ({settings.model})", HEADERS,
                 sweep_rows([csv_row(r) for r in study["trials"]]))  # fmt: skip
     print_table(console, "Paired tests on the same held-out functions", COMPARISON_HEADERS,
@@ -52,21 +66,20 @@ def print_sweep(console: Console, settings, study: dict) -> None:
     console.print(f"report: {Path(settings.out) / 'report' / f'report_{settings.sweep}.html'}")
 
 
-def _panels(settings, rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
-    """The rows of each sweep's figure, labelled, the base model first."""
-    from slmlab.studies.lora import sweep_panels
-
+def _panels(panels: dict, rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
+    """The rows of each sweep's figure, labelled, the base model first (`panels`: the study's
+    labelled trials per sweep)."""
     find = {(r["language"], r["rank"], r["size"], r["curriculum"]): r for r in rows}
     return {name: [(label, find[key]) for label, trial in items if (key := tuple(trial.values())) in find]
-            for name, items in sweep_panels(settings).items()}  # fmt: skip
+            for name, items in panels.items()}  # fmt: skip
 
 
-def write_figures(settings, rows: list[dict], directory) -> list:
+def write_figures(panels: dict, rows: list[dict], directory) -> list:
     """Seed 001's figure per sweep: BLEU and syntax pass rate side by side, with 95% error bars."""
     from slmlab.report.figures import plt, save_figure
 
     written = []
-    for name, items in _panels(settings, rows).items():
+    for name, items in _panels(panels, rows).items():
         labels = [label for label, _ in items]
         fig, (bleu_ax, syntax_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
         bleu = [r["bleu"] for _, r in items]
@@ -97,13 +110,12 @@ def write_sweep_report(settings, study: dict):
 
     from slmlab.atomic import write_text_atomic
     from slmlab.report.html import html_table, inline_figures, page
-    from slmlab.studies.lora import csv_row
 
     directory = Path(settings.out) / "report"
     directory.mkdir(parents=True, exist_ok=True)
     records = study["trials"]
     rows = [csv_row(r) for r in records]
-    figures = [p for p in write_figures(settings, rows, directory) if p.suffix == ".svg"]
+    figures = [p for p in write_figures(study["panels"], rows, directory) if p.suffix == ".svg"]
     examples = "".join(
         f"<details><summary>{escape(r['language'])} rank {r['rank'] or 'base'} size {r['size']}: "
         f"{escape(s['syntax'])} {escape(s.get('message', ''))}</summary><pre>{escape(s['prompt'] + s['generated'])}</pre>"

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from slmlab.atomic import write_text_atomic
+from slmlab.eval.summary import RunSummary
 from slmlab.report.figures import write_figures
 from slmlab.report.html import render_html
-from slmlab.report.summary import RunSummary
 
 
 def write_report(summary: RunSummary, setup: dict, directory: Path) -> Path:
@@ -20,3 +20,8 @@ def write_report(summary: RunSummary, setup: dict, directory: Path) -> Path:
     payload = {"run_id": summary.run_id, "config": summary.config, "setup": setup, **summary.metrics()}
     write_text_atomic(directory / "summary.json", json.dumps(payload, indent=2, default=str))
     return report
+
+
+def write_run_report(result) -> Path:
+    """The report of a finished eval run (a `slmlab.eval.EvalResult`) in its folder."""
+    return write_report(result.summary, result.setup, result.report_dir)

@@ -174,9 +174,9 @@ class StudyResult:
 
 # ---- stages ----------------------------------------------------------------------------------
 def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
-    from slmlab.eval import run_eval
     from slmlab.eval.pipeline import select_tasks
     from slmlab.metrics import compare_runs
+    from slmlab.studies.runs import eval_run
     from slmlab.tasks.structure import is_syntax_heavy
 
     for benchmark in config.benchmarks:
@@ -184,7 +184,7 @@ def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) ->
         heavy = {t.task_id for t in tasks if is_syntax_heavy(t)}
         for model in config.models:
             console.rule(f"scaling: {model} on {benchmark}")
-            run = run_eval(config.eval_config(model, benchmark), console, show_summary=False)
+            run = eval_run(config.eval_config(model, benchmark), console)
             result.models.append(ModelResult(model, benchmark, run.run_id, run.summary, heavy,
                                              run.setup.get("prompt_mode", "?")))  # fmt: skip
         found = {m.model: m for m in result.models if m.benchmark == benchmark}
@@ -200,14 +200,14 @@ def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) ->
 
 
 def _probes(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
-    from slmlab.eval import run_eval
     from slmlab.probe.findings import probe_run
+    from slmlab.studies.runs import eval_run
 
     benchmark = config.probe_benchmark or config.benchmarks[0]
     console.rule(f"capture: {config.probe_model} on {benchmark}, layers {config.capture_layers}")
     capture = config.eval_config(config.probe_model, benchmark, limit=config.probe_limit, n=config.probe_n,
                                  capture_layers=config.capture_layers)  # fmt: skip
-    run = run_eval(capture, console, show_summary=False)
+    run = eval_run(capture, console)
     console.rule("probes")
     result.probe = probe_run(run.store_path, run.run_id, config.probe_kind, config.probe_layer, config.folds,
                              config.shuffles, config.random_pairs, config.seed, console)  # fmt: skip
@@ -227,8 +227,8 @@ def _direction(config: BottleneckConfig, result: StudyResult) -> np.ndarray:
 
 
 def _intervention(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
-    from slmlab.eval import run_eval
     from slmlab.metrics import compare_runs, pass_at_k_summary
+    from slmlab.studies.runs import eval_run
 
     settings = config.intervention
     if not settings.enabled or result.probe is None or result.probe.layer is None:
@@ -249,9 +249,7 @@ def _intervention(config: BottleneckConfig, result: StudyResult, console: Consol
             f"intervention: layer {layer}, shift {scale:+g} units along the {settings.direction} direction"
         )
         steer = dict(steer_layer=layer, steer_direction=str(path), steer_scale=scale) if scale else {}
-        runs[scale] = run_eval(
-            config.eval_config(config.probe_model, benchmark, **steer), console, show_summary=False
-        )
+        runs[scale] = eval_run(config.eval_config(config.probe_model, benchmark, **steer), console)
     base = runs[0.0].summary.by_task
     for scale, run in runs.items():
         by_task = run.summary.by_task

@@ -217,7 +217,7 @@ def _minibench(config: CollapseConfig, train_config, console: Console) -> dict |
     if not config.minibench:
         return None
     from slmlab.eval.config import EvalConfig
-    from slmlab.eval.pipeline import run_eval
+    from slmlab.studies.runs import eval_run
     from slmlab.train.checkpoint import checkpoints_dir
 
     final = checkpoints_dir(train_config.run_dir) / "final"
@@ -225,7 +225,7 @@ def _minibench(config: CollapseConfig, train_config, console: Console) -> dict |
                              few_shot=config.minibench_few_shot, temperature=config.temperature, top_p=config.top_p,
                              top_k=config.top_k, max_new_tokens=config.minibench_max_new_tokens, dtype="float32",
                              k=[1], batch_size=config.batch_size, out=str(Path(config.out) / "store"))  # fmt: skip
-    result = run_eval(eval_config, console, show_summary=False)
+    result = eval_run(eval_config, console)
     return {"run_id": result.run_id, **result.summary.pass_at_1_record()}
 
 

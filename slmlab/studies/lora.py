@@ -34,6 +34,7 @@ from rich.console import Console
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
+from slmlab.report.lora import csv_row, write_sweep_report
 from slmlab.store import STORE_NAME, SampleRow, Store, environment_record, run_key
 from slmlab.studies.configs import load_config
 from slmlab.train.lora import LoraSettings
@@ -196,7 +197,7 @@ def _has_code(body: str) -> bool:
 def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict:
     """Python trials: the mini benchmark and MBPP's test split through the main job."""
     from slmlab.eval.config import EvalConfig
-    from slmlab.eval.pipeline import run_eval
+    from slmlab.studies.runs import eval_run
 
     results = {}
     benchmarks = [("minibench", None)] if config.minibench else []
@@ -207,7 +208,7 @@ def _execute(model_name: str, config: LoraStudyConfig, console: Console) -> dict
                                  max_new_tokens=max(config.max_new_tokens, 192), k=[1], dtype="float32",
                                  batch_size=config.batch_size, data_dir=config.data_dir, device=config.device,
                                  out=str(Path(config.out) / "store"))  # fmt: skip
-        summary = run_eval(eval_config, console, show_summary=False).summary
+        summary = eval_run(eval_config, console).summary
         results[benchmark] = summary.pass_at_1_record()
     return results
 
@@ -339,21 +340,6 @@ CSV_FIELDS = ["language", "rank", "size", "curriculum", "bleu", "bleu_low", "ble
               "mbpp_pass_at_1", "bleu_syntax_r", "train_seconds", "peak_rss_mb", "trial"]  # fmt: skip
 
 
-def csv_row(record: dict) -> dict:
-    s = record["scores"]
-    syntax = s["syntax_pass"] or {"value": None, "interval": [None, None], "checked": 0}
-    execution = record.get("execution", {})
-    return {"language": record["language"], "rank": record["rank"], "size": record["size"],
-            "curriculum": record["curriculum"], "bleu": s["bleu"]["value"], "bleu_low": s["bleu"]["interval"][0], "bleu_high": s["bleu"]["interval"][1],
-            "codebleu": s["codebleu"]["value"], "syntax_pass": syntax["value"], "syntax_low": syntax["interval"][0],
-            "syntax_high": syntax["interval"][1], "syntax_checked": syntax["checked"], "unchecked": s["unchecked"],
-            "minibench_pass_at_1": execution.get("minibench", {}).get("pass_at_1"),
-            "mbpp_pass_at_1": execution.get("mbpp-test", {}).get("pass_at_1"),
-            "bleu_syntax_r": s["bleu_vs_syntax"]["r"],
-            "train_seconds": (record["training"] or {}).get("seconds"), "peak_rss_mb": record["peak_rss_mb"],
-            "trial": record["trial"]}  # fmt: skip
-
-
 def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -> None:
     """Run the trials not in the store yet, `parallel` at a time, each in a fresh process."""
     with Store(Path(config.out) / "store" / STORE_NAME) as store:
@@ -397,9 +383,11 @@ def run_study(config: LoraStudyConfig, console: Console) -> dict:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(csv_row(r) for r in records)
-    study = {"config": config.model_dump(), "trials": records, "comparisons": comparisons}
+    # The report takes data: each sweep's figure panels travel with the results, labelled by trial.
+    panels = {
+        name: [[label, trial] for label, trial in items] for name, items in sweep_panels(config).items()
+    }
+    study = {"config": config.model_dump(), "trials": records, "comparisons": comparisons, "panels": panels}
     write_text_atomic(out / f"results_{config.sweep}.json", json.dumps(study, indent=2))
-    from slmlab.report.lora import write_sweep_report
-
     write_sweep_report(config, study)
     return study
