@@ -477,7 +477,6 @@ def sandbox_info() -> None:
     from rich.table import Table
 
     from slmlab.execute.tiers import detect, select_tier
-    from slmlab.execute.zygote import hardened_spawn_enabled
 
     chosen = select_tier("auto").name
     table = Table(title="Sandbox tiers")
@@ -485,12 +484,8 @@ def sandbox_info() -> None:
         table.add_column(column)
     for tier in detect().values():
         mark = " (auto)" if tier.name == chosen else ""
-        note = tier.reason
-        if tier.name == "process" and tier.available:
-            note = ("children forked and hardened in C" if hardened_spawn_enabled()
-                    else "children harden in Python (C helper not built or SLMLAB_SANDBOX_C=0): slower")  # fmt: skip
         table.add_row(tier.name + mark, "yes" if tier.available else "no", ", ".join(tier.features),
-                      ", ".join(tier.gaps) or "-", note)  # fmt: skip
+                      ", ".join(tier.gaps) or "-", tier.reason)  # fmt: skip
     console.print(table)
 
 

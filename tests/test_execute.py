@@ -183,48 +183,6 @@ def test_a_killed_zygote_is_replaced_and_no_sample_is_lost():
     assert not any(os.path.exists(f"/proc/{pid}") for pid in (worker, first, second))
 
 
-needs_c_fork = pytest.mark.skipif(not zygote.hardened_spawn_enabled(), reason="the C fork is not built here")
-
-
-@needs_c_fork
-def test_the_c_fork_refuses_a_configuration_it_cannot_hold():
-    from slmlab.execute import _fastspawn
-
-    too_many_rules = [(10, 1)] * 65
-    for config in (
-        (None, too_many_rules, 0, 0, [], b"", False),
-        (None, [], 0, 0, [2], b"", False),  # a kept descriptor among the standard ones
-        (None, [], 0, 0, [12, 11], b"", False),  # unsorted
-        (None, [], 0, 0, [], b"\0" * 9, False),  # not a whole number of BPF instructions
-    ):
-        assert not zygote.configure_hardened_spawn(config)
-    with pytest.raises(ValueError):
-        _fastspawn.configure(None, [], 0, 0, [], b"\0" * 9, False)
-
-
-@needs_c_fork
-def test_a_hardening_step_that_fails_in_c_reaches_the_child_as_its_error(tmp_path):
-    """The child learns which step failed, with the result file already in place to report it."""
-    assert zygote.configure_hardened_spawn((None, [], 0, 0, [], b"", zygote.needs_fork_hooks()))
-    files = tuple(str(tmp_path / name) for name in ("out", "err", "res"))
-    for path in files:
-        Path(path).touch()
-
-    def child(request: bytes, failure: OSError | None) -> None:
-        os.write(3, f"{request.decode()}: {failure}".encode())
-
-    forks = zygote.Zygote(lambda request: None, (), child)
-    try:
-        request = zygote.hardened_request(files, str(tmp_path / "missing"), None, [], b"missing workdir")
-        pid = forks.spawn(request)
-        os.waitpid(pid, 0)  # the zygote's children are ours (CLONE_PARENT)
-    finally:
-        forks.close()
-    assert Path(files[2]).read_text() == (
-        "missing workdir: [Errno 2] open the work directory: No such file or directory"
-    )
-
-
 def test_reference_scaled_timeouts(executor):
     tasks = load_benchmark("humaneval")[:5]
     timeouts = reference_timeouts(tasks, executor, factor=4.0, minimum=0.5)

@@ -18,10 +18,6 @@ from slmlab.execute.tiers import detect
 from tests.hostile import GOOD, HOSTILE
 
 TIERS = [name for name, tier in detect().items() if tier.available]
-# The process tier forks and hardens its children in C where the C helper is built; the same steps in
-# Python (where it is not) get the suite too.
-if "process" in TIERS and zygote.hardened_spawn_enabled():
-    TIERS.append("process-in-python")
 
 
 class _Listener:
@@ -73,10 +69,6 @@ def _descendants_of(pids: set[int]) -> set[int]:
 def attack(request, tmp_path_factory):
     """Run the whole suite once per tier (in parallel inside the executor), then let tests inspect it."""
     tier = request.param
-    in_python = tier == "process-in-python"
-    if in_python:
-        tier = "process"
-        os.environ["SLMLAB_SANDBOX_C"] = "0"  # read when the executor starts its workers
     root = tmp_path_factory.mktemp(f"hostile-{tier}")
     harness_dir = root / "harness"
     harness_dir.mkdir()
@@ -105,8 +97,6 @@ def attack(request, tmp_path_factory):
     finally:
         executor.close()
         listener.close()
-        if in_python:
-            del os.environ["SLMLAB_SANDBOX_C"]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.name for h in HOSTILE])

@@ -15,7 +15,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from slmlab.execute import landlock, runner
+from slmlab.execute import landlock
 from slmlab.execute.limits import Limits
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -249,9 +249,13 @@ def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
         bpf = None
     elif bpf is None:
         raise OSError("seccomp was requested but libseccomp is not available")
-    # The sandbox's directories, but the work directory, which each child adds (settle).
-    runner.SANDBOX_ROOTS[:] = ["/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
     return Prepared(read_fds, rules, bpf, environment_ready=has_sandbox_environment())
+
+
+def sandbox_roots(hardening: Hardening) -> list[str]:
+    """The directories a hardened process can reach, but its work directory: the runner tells a
+    missing file inside them from a path outside the sandbox (runner.SANDBOX_ROOTS)."""
+    return ["/dev", "/proc", *SYSTEM_READ_PATHS, *hardening.read_paths]
 
 
 def reroute_sys_path(fds: dict[str, int]) -> None:
@@ -302,7 +306,9 @@ def harden(hardening: Hardening, rlimits: RLimits, workdir: str, prepared: Prepa
     if hardening.uid is not None:
         drop_privileges(hardening.uid)
     os.chdir(workdir)
-    settle(hardening, workdir, prepared)
+    if hardening.uid is not None and prepared.reroute:
+        reroute_sys_path(prepared.read_fds)
+    clean_environment(workdir, prepared.environment_ready)
     if prepared.landlock_rules is not None:
         proc_self, work = own_rights(hardening.landlock_abi)
         landlock.restrict_self(
@@ -316,21 +322,3 @@ def own_rights(abi: int) -> tuple[int, int]:
     """Landlock rights of a sandboxed process on its own /proc/self and on its work directory."""
     everything = landlock.handled_fs(abi)
     return landlock.READ_ONLY & everything, everything
-
-
-def settle(hardening: Hardening, workdir: str, prepared: Prepared) -> None:
-    """The steps of harden that set the interpreter's own state (sys.path, os.environ, the runner's
-    sandbox roots); the C fork (_fastspawn) makes the system calls, and the child then runs these."""
-    if hardening.uid is not None and prepared.reroute:
-        reroute_sys_path(prepared.read_fds)
-    clean_environment(workdir, prepared.environment_ready)
-    runner.SANDBOX_ROOTS.append(workdir)
-
-
-def fast_spawn_config(hardening: Hardening, prepared: Prepared, fork_hooks: bool) -> tuple:
-    """_fastspawn.configure's arguments: what harden does the same way for every child."""
-    proc_self, work = own_rights(hardening.landlock_abi) if prepared.landlock_rules is not None else (0, 0)
-    rules = prepared.landlock_rules
-    bpf = prepared.bpf if prepared.bpf is not None and not prepared.bpf_loaded else b""
-    return (None if rules is None else rules.attr, [] if rules is None else rules.pairs, proc_self, work,
-            sorted(prepared.read_fds.values()), bpf, fork_hooks)  # fmt: skip

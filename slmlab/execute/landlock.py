@@ -129,12 +129,6 @@ class Rules:
             size = 24
         self._attr, self._size = attr, ctypes.c_size_t(size)
         self._rules = [_PathBeneath(allowed=allowed, parent_fd=fd) for fd, allowed in pairs]
-        self.pairs = list(pairs)  # for the C fork (_fastspawn)
-
-    @property
-    def attr(self) -> tuple[int, int, int, int]:
-        """The ruleset's attributes: handled file-system rights, network rights, scopes, and size."""
-        return self._attr.fs, self._attr.net, self._attr.scoped, self._size.value
 
     def create(self, directories: list[tuple[int, int]]) -> int:
         """A ruleset descriptor with these rules, and `directories` ((descriptor, rights) pairs) too."""

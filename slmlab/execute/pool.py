@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from slmlab.execute import zygote
 from slmlab.execute.channel import Channel
 from slmlab.execute.harden import Hardening, compile_seccomp, python_read_paths, sandbox_environment
+from slmlab.execute.launch import WorkerConfig
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.tiers import Tier, sandbox_uids, select_tier
-from slmlab.execute.worker import WorkerConfig
 
 MAX_ATTEMPTS = 2
 _QUEUE_PER_WORKER = 2  # one running, one waiting in the worker, so it never idles between samples
@@ -132,7 +131,6 @@ class Executor:
             tier=self.tier.name, label=self.tier.label, base_dir=worker_dir, hardening=asdict(self._hardening),
             uids=uids, max_parked=self.max_parked, limits=self.limits.to_dict(), seccomp_bpf=self._bpf,
             bootstrap=_bootstrap("from slmlab.execute.runner import main; main()", self._site_dirs),
-            fast_spawn=zygote.hardened_spawn_enabled(),
         )  # fmt: skip
         # -S: site-packages go on sys.path as plain directories (programs can import what is installed
         # there), without running .pth files, whose imports would be copied into every forked sample.

@@ -286,16 +286,17 @@ def main() -> None:
     os.dup2(null, 0)
     os.close(null)
     sys.stdin = open(0, closefd=False)
-    from slmlab.execute.harden import Hardening, become_subreaper, harden, reset_signals, rlimit_settings
+    from slmlab.execute import harden as steps
     from slmlab.execute.limits import Limits
 
-    reset_signals()
+    steps.reset_signals()
     if sys.platform == "linux":
-        become_subreaper()
+        steps.become_subreaper()
     if payload.get("harden"):
-        hardening = Hardening(**payload["harden"])
-        rlimits = rlimit_settings(Limits(**payload["limits"]), hardening.nproc_base)
-        harden(hardening, rlimits, payload["workdir"])
+        hardening = steps.Hardening(**payload["harden"])
+        rlimits = steps.rlimit_settings(Limits(**payload["limits"]), hardening.nproc_base)
+        steps.harden(hardening, rlimits, payload["workdir"])
+        SANDBOX_ROOTS[:] = [*steps.sandbox_roots(hardening), payload["workdir"]]
     execute_and_report(payload)
     os._exit(0)
 

@@ -16,12 +16,8 @@ anything to do (needs_fork_hooks). glibc's own fork handlers do not run; they gu
 threads may hold, and the zygote has no other thread. Where the clone system call's number is not
 known here, the worker forks as before.
 
-Where the C extension _fastspawn is built, the zygote's loop, the fork and the child's hardening
-are C (see _fastspawn.c for why); otherwise they are Python, with ctypes for the clone.
-
-Protocol, over two pipes: the worker writes a request (4-byte little-endian length, then the bytes:
-for the C loop a plan, hardened_request's, before the child's own part, which only the child decodes);
-the zygote answers with the child's pid (4 bytes, signed; minus the errno when the clone failed).
+Protocol, over two pipes: the worker writes a request (4-byte little-endian length, then the bytes,
+which only the child decodes); the zygote answers with the child's pid (4 bytes, signed; minus the errno when the clone failed).
 """
 
 from __future__ import annotations
@@ -29,17 +25,11 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import struct
 import sys
 from collections.abc import Callable, Iterator
 
 from slmlab.execute import landlock
 from slmlab.execute.runner import children_of
-
-try:  # C: the fork and the child's hardening (_fastspawn.c)
-    from slmlab.execute import _fastspawn
-except ImportError:  # not built (no C compiler when installed): ctypes forks, the child hardens in Python
-    _fastspawn = None
 
 _CLONE_PARENT, _SIGCHLD = 0x00008000, 17
 _SYS_CLONE = {"x86_64": 56, "amd64": 56, "aarch64": 220, "arm64": 220}.get(os.uname().machine.lower())
@@ -50,24 +40,6 @@ NAME = b"slmlab-zygote"  # what ps and /proc/PID/comm show for it
 def supported() -> bool:
     api = getattr(ctypes, "pythonapi", None)  # CPython's own C API; other interpreters fork in the worker
     return _SYS_CLONE is not None and api is not None and hasattr(api, "PyOS_AfterFork_Child")
-
-
-def hardened_spawn_enabled() -> bool:
-    """Whether the process tier forks and hardens its children in C: the C module is built and
-    SLMLAB_SANDBOX_C is not 0 (which makes them harden in Python, as where it is not built)."""
-    return _fastspawn is not None and supported() and os.environ.get("SLMLAB_SANDBOX_C", "1") != "0"
-
-
-def configure_hardened_spawn(config: tuple) -> bool:
-    """Give the C module what is the same for every child (harden.fast_spawn_config). False where it
-    is not built or cannot hold it (more Landlock rules or kept descriptors than it has room for)."""
-    if _fastspawn is None:
-        return False
-    try:
-        _fastspawn.configure(*config)
-    except (ValueError, TypeError, OverflowError):
-        return False
-    return True
 
 
 def zygotes_of(worker: int) -> set[int]:
@@ -96,15 +68,9 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 class Zygote:
     """The worker's handle on its zygote. `run_child(request)` is what every child runs (in the
-    child, from the zygote's memory); it must end the process and never return.
+    child, from the zygote's memory); it must end the process and never return."""
 
-    hardened_child: with the C module _fastspawn (configured by the caller), the zygote forks and
-    hardens each child in C, and the child runs hardened_child(request, failure), failure being the
-    OSError of the hardening step that failed, or None; requests are then hardened_request's."""
-
-    def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = (),
-                 hardened_child: Callable[[bytes, OSError | None], None] | None = None):  # fmt: skip
-        self.hardened = hardened_child is not None
+    def __init__(self, run_child: Callable[[bytes], None], close_in_zygote: tuple[int, ...] = ()):
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
         pid = os.fork()
@@ -112,10 +78,7 @@ class Zygote:
             try:
                 for fd in (self._requests, self._replies, *close_in_zygote):
                     os.close(fd)
-                if hardened_child is not None:
-                    _serve_hardened(requests_read, replies_write, hardened_child)
-                else:
-                    _serve(requests_read, replies_write, run_child)
+                _serve(requests_read, replies_write, run_child)
             finally:
                 os._exit(0)
         os.close(requests_read)
@@ -189,27 +152,6 @@ def _requests_of(requests: int) -> Iterator[bytes]:
 
 def _reply(replies: int, pid: int) -> None:
     os.write(replies, pid.to_bytes(4, "little", signed=True))
-
-
-def _serve_hardened(
-    requests: int, replies: int, hardened_child: Callable[[bytes, OSError | None], None]
-) -> None:
-    _become_zygote()
-    _fastspawn.serve(requests, replies, hardened_child)
-
-
-def hardened_request(
-    paths: list[str], workdir: str, uid: int | None, rlimits: list, child_request: bytes
-) -> bytes:
-    """A request for a zygote that forks in C: the plan _fastspawn.serve reads (the layout is in
-    _fastspawn.c's parse_plan), then the bytes its child receives."""
-    parts = [struct.pack("<iI", -1 if uid is None else uid, len(rlimits))]
-    parts += [struct.pack("<qqq", *triple) for triple in rlimits]
-    for path in (*paths, workdir):
-        data = os.fsencode(path)
-        parts += [struct.pack("<H", len(data)), data]
-    parts.append(child_request)
-    return b"".join(parts)
 
 
 def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
