@@ -9,18 +9,15 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from slmlab.cli_common import console, err_console
 from slmlab.cli_train import corpus_app, lora_app, pairs_app, tokenizer_app, train_app
 from slmlab.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="slmlab: a laboratory for small language models on code and math.")  # fmt: skip
-# Tables need room: rich falls back to 80 columns when the output is not a terminal.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ from slmlab.errors import UserError
 
 
 def _console():
-    from slmlab.cli import console
+    from slmlab.cli_common import console
 
     return console
 
