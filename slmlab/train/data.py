@@ -142,6 +142,24 @@ def lm_loss(logits, targets, label_smoothing: float = 0.0):
     )  # fmt: skip
 
 
+def evaluate(model, windows: Windows, batches: int, batch_size: int, device: str, autocast) -> float:
+    """Mean next-token cross-entropy (nats, no label smoothing) over the first windows of `windows`."""
+    import torch
+
+    count = min(windows.count, batches * batch_size)
+    total, tokens = 0.0, 0
+    model.eval()
+    with torch.no_grad(), autocast():
+        for start in range(0, count, batch_size):
+            x, y = windows.batch(range(start, min(start + batch_size, count)))
+            x, y = x.to(device), y.to(device)
+            logits = model(input_ids=x, use_cache=False).logits
+            total += float(lm_loss(logits, y)) * y.numel()
+            tokens += y.numel()
+    model.train()
+    return total / tokens
+
+
 def next_token_targets(input_ids, attention_mask=None):
     """Targets for a padded batch: each input's next token, IGNORE after the last real token."""
     import torch

@@ -22,7 +22,7 @@ from slmlab.models.load import pick_device
 from slmlab.train import checkpoint as ckpt
 from slmlab.train.arch import build_model, describe
 from slmlab.train.config import TrainConfig, parse_tokenizer_spec
-from slmlab.train.data import BatchPlan, Windows, encode_file, lm_loss
+from slmlab.train.data import BatchPlan, Windows, encode_file, evaluate, lm_loss
 from slmlab.train.flops import flops_per_token, peak_flops
 
 
@@ -137,24 +137,6 @@ class _Log:
 def read_log(run_dir: Path, experiment: str) -> list[dict]:
     path = Path(run_dir) / f"{experiment}_log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
-def evaluate(model, windows: Windows, batches: int, batch_size: int, device: str, autocast) -> float:
-    """Mean next-token cross-entropy (nats, no label smoothing) over the first windows of `windows`."""
-    import torch
-
-    count = min(windows.count, batches * batch_size)
-    total, tokens = 0.0, 0
-    model.eval()
-    with torch.no_grad(), autocast():
-        for start in range(0, count, batch_size):
-            x, y = windows.batch(range(start, min(start + batch_size, count)))
-            x, y = x.to(device), y.to(device)
-            logits = model(input_ids=x, use_cache=False).logits
-            total += float(lm_loss(logits, y)) * y.numel()
-            tokens += y.numel()
-    model.train()
-    return total / tokens
 
 
 def train(config: TrainConfig, console=None, resume: bool = False, stop_at: int | None = None,

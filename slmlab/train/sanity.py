@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from slmlab.train.corpus import split_documents
+from slmlab.train.data import evaluate
 
 PLAUSIBLE_BITS_PER_CHAR = 0.3
 OVERLAP_WARN = 0.2  # share of validation 5-line windows found in training
@@ -168,8 +169,6 @@ def run_checks(summary, model, tokenizer, config, train_windows, val_windows, de
     m["val_ppl"] = summary.val_ppl
     m["val_minus_train"] = None
     if summary.val_loss is not None and not math.isnan(summary.val_loss):
-        from slmlab.train.loop import evaluate
-
         train_loss = evaluate(
             model, train_windows, config.eval_batches, config.batch_size, device, nullcontext
         )
