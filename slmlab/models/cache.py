@@ -22,6 +22,11 @@ def models_dir() -> Path:
     return slmlab_home() / "models"
 
 
+def cached_path(spec) -> Path:
+    """Where the cache keeps a built-in model (a `registry.ModelSpec`): its GGUF file."""
+    return models_dir() / spec.name / spec.gguf_file
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

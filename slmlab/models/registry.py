@@ -23,6 +23,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from slmlab.errors import UserError
+from slmlab.models.cache import cached_path
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,6 @@ def registry_label(source: RegistryPackage) -> str:
 def source_order(spec: ModelSpec, short: bool = False) -> list[str]:
     """Where a built-in model's bytes can come from, in the order they are tried (`short`: without
     the cache path and the hub file's name, for a table)."""
-    from slmlab.models.resolve import cached_path  # resolve imports this module
-
     order = ["cache" if short else f"cache {cached_path(spec)}"]
     if spec.hub_file is not None:
         order.append(f"hub {spec.hub_file.repo}" if short else spec.hub_file.label)

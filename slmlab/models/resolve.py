@@ -17,7 +17,7 @@ from pathlib import Path
 
 from slmlab.errors import UserError
 from slmlab.models import hub
-from slmlab.models.cache import cached_origin, is_verified, models_dir, sha256_file
+from slmlab.models.cache import cached_origin, cached_path, is_verified, sha256_file
 from slmlab.models.fetch import ChecksumError, FetchError, assemble, fetch_hub_file, remove
 from slmlab.models.registry import ModelSpec, find_spec, registry_label, unknown_model_error
 
@@ -31,10 +31,6 @@ class ResolvedModel:
     source: str = ""  # which source delivered it, for people and for the run record
     sha256: str | None = None
     tried: list[str] = field(default_factory=list)
-
-
-def cached_path(spec: ModelSpec) -> Path:
-    return models_dir() / spec.name / spec.gguf_file
 
 
 def _local(name: str) -> ResolvedModel | None:
