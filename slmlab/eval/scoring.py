@@ -1,4 +1,4 @@
-"""Evaluate sample files against a benchmark: the engine behind `slmlab execute`."""
+"""Score a file of samples against a benchmark in the sandbox: the engine behind `slmlab execute`."""
 
 from __future__ import annotations
 
