@@ -15,10 +15,11 @@ import argparse
 import contextlib
 import time
 
-from slmlab.generate import HUMANEVAL_STOPS, BatchGenerator, Request, SamplingParams
+from slmlab.generate import BatchGenerator, Request, SamplingParams
 from slmlab.models import load
 from slmlab.probe.capture import ActivationCapture, decoder_layers
 from slmlab.tasks import load_benchmark
+from slmlab.tasks.humaneval import HUMANEVAL_STOPS
 
 
 def run(loaded, prompts, params, batch_size: int, layers=None, tokens=False):

@@ -25,9 +25,10 @@ import time
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from slmlab.generate import HUMANEVAL_STOPS, BatchGenerator, Request, SamplingParams, cut_at_stop
+from slmlab.generate import BatchGenerator, Request, SamplingParams, cut_at_stop
 from slmlab.models import load
 from slmlab.tasks import load_benchmark
+from slmlab.tasks.humaneval import HUMANEVAL_STOPS
 
 
 class GeneratedTextStops(StoppingCriteria):

@@ -78,8 +78,7 @@ def execute(
     from slmlab.execute.samples import Sample, read_samples
     from slmlab.report.console import print_evaluation
     from slmlab.store import prepare_folder
-    from slmlab.tasks import load_benchmark
-    from slmlab.tasks.mbpp import mbpp_id
+    from slmlab.tasks import lookup
 
     ks = _parse_ks(k)
     if park not in ("idle", "all", "off"):
@@ -92,8 +91,9 @@ def execute(
         raise UserError(f"--workers must be at least 1, not {workers}")
     if (samples is None) == (not reference):
         raise UserError("give a SAMPLES file, or --reference to run the benchmark's own solutions")
-    tasks = {t.task_id: t for t in load_benchmark(benchmark, data_dir)}
-    normalise = mbpp_id if benchmark.lower().startswith("mbpp") else str
+    described = lookup(benchmark)
+    tasks = {t.task_id: t for t in described.load(data_dir)}
+    normalise = described.task_id
     if reference:
         rows = [Sample(i + 1, t.task_id, t.reference, False, {"task_id": t.task_id, "completion": t.reference})
                 for i, t in enumerate(tasks.values())]  # fmt: skip

@@ -57,9 +57,12 @@ def _generate(config: EvalConfig, loaded, hooks: _Hooks, tasks: list[Task], stor
     from slmlab.generate import BatchGenerator, Request, default_stops, sample_seed
     from slmlab.metrics.repetition import quality_flags
     from slmlab.tasks.prompts import build_prompt, choose_mode, completion_from_answer, few_shot_examples
+    from slmlab.tasks.registry import plain_stops
 
     mode = choose_mode(config.prompt_mode, config.model, loaded.tokenizer)
-    stops = tuple(config.stop) if config.stop is not None else default_stops(config.benchmark, mode)
+    stops = (
+        tuple(config.stop) if config.stop is not None else default_stops(plain_stops(config.benchmark), mode)
+    )
     setup = {"model_location": loaded.resolved.location, "model_source": loaded.resolved.source,
              "model_sha256": loaded.resolved.sha256, "dtype": loaded.dtype, "prompt_mode": mode,
              "stops": list(stops), "load_seconds": loaded.load_seconds}  # fmt: skip

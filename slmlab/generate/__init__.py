@@ -14,8 +14,6 @@ _EXPORTS = {
     "Request": "slmlab.generate.engine",
     "SamplingParams": "slmlab.generate.params",
     "sample_seed": "slmlab.generate.sampling",
-    "HUMANEVAL_STOPS": "slmlab.generate.stops",
-    "MBPP_STOPS": "slmlab.generate.stops",
     "StopFinder": "slmlab.generate.stops",
     "cut_at_stop": "slmlab.generate.stops",
     "default_stops": "slmlab.generate.stops",
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from slmlab.generate.engine import FINISH_REASONS, BatchGenerator, Generation, Request
     from slmlab.generate.params import SamplingParams
     from slmlab.generate.sampling import sample_seed
-    from slmlab.generate.stops import HUMANEVAL_STOPS, MBPP_STOPS, StopFinder, cut_at_stop, default_stops
+    from slmlab.generate.stops import StopFinder, cut_at_stop, default_stops
 
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(_EXPORTS)

@@ -1,16 +1,12 @@
 """Stop sequences: where a completion ends, checked per sequence as its text grows.
 
-HumanEval's set is Codex's (a new top-level statement starts: the function is complete); MBPP's is
-bigcode-evaluation-harness's (the model writes a whole program, so a second `def` is allowed).
+The engine only takes stop strings: each benchmark's own set comes from its file in slmlab/tasks/
+(`slmlab.tasks.lookup(name).stops`).
 """
 
 from __future__ import annotations
 
 import re
-
-HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
-MBPP_STOPS = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
-
 
 # Chat answers are markdown: the code is in the first fenced block, and what follows it is prose.
 # This marker ends an answer right after that block closes (the code is extracted afterwards).
@@ -18,10 +14,11 @@ CLOSED_CODE_BLOCK = "<closed code block>"
 _CLOSED_FENCE = re.compile(r"```[^\n]*\n(?:.*?\n)?```", re.DOTALL)
 
 
-def default_stops(benchmark: str, prompt_mode: str) -> tuple[str, ...]:
+def default_stops(plain_stops: tuple[str, ...], prompt_mode: str) -> tuple[str, ...]:
+    """The stops for a prompt mode: a benchmark's plain-prompt stops, or the end of the chat answer's code block."""
     if prompt_mode == "chat":
         return (CLOSED_CODE_BLOCK,)
-    return MBPP_STOPS if benchmark.startswith("mbpp") else HUMANEVAL_STOPS
+    return tuple(plain_stops)
 
 
 class StopFinder:

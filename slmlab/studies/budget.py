@@ -84,7 +84,9 @@ class BudgetStudyConfig(BaseModel):
 
     @property
     def math(self) -> bool:
-        return self.benchmark == "gsm8k"
+        from slmlab.tasks.gsm8k import is_math_benchmark
+
+        return is_math_benchmark(self.benchmark)
 
     @property
     def prompt_mode(self) -> str:
@@ -189,10 +191,11 @@ def _check_data(config: BudgetStudyConfig) -> None:
 def _stops(config: BudgetStudyConfig) -> tuple[str, ...]:
     from slmlab.generate.stops import default_stops
     from slmlab.tasks.gsm8k import math_stops
+    from slmlab.tasks.registry import plain_stops
 
     if config.math:
         return math_stops(config.prompting)
-    return default_stops(config.benchmark, config.prompt_mode)
+    return default_stops(plain_stops(config.benchmark), config.prompt_mode)
 
 
 class _Model:

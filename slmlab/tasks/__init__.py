@@ -1,6 +1,9 @@
-"""Benchmarks as plain `Task` records: HumanEval, MBPP (full and sanitized)."""
+"""Benchmarks as plain `Task` records, each registered by its own file (see registry.py)."""
 
+# Each benchmark file registers itself when imported; the order here is the order of the names
+# in "unknown benchmark" messages.
+from slmlab.tasks import humaneval, jsonl, mbpp, minibench  # noqa: F401
 from slmlab.tasks.base import Task
-from slmlab.tasks.registry import BENCHMARKS, load_benchmark
+from slmlab.tasks.registry import BENCHMARKS, Benchmark, load_benchmark, lookup, register
 
-__all__ = ["BENCHMARKS", "Task", "load_benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "Task", "load_benchmark", "lookup", "register"]

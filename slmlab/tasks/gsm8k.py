@@ -84,6 +84,11 @@ def build_math_prompt(
     raise UserError(f"unknown prompting '{prompting}': choose one of {', '.join(PROMPTINGS)}")
 
 
+def is_math_benchmark(name: str) -> bool:
+    """Whether `name` is GSM8K, which the budget study loads as math problems (not code `Task`s)."""
+    return name == "gsm8k"
+
+
 def math_stops(prompting: str) -> tuple[str, ...]:
     """Plain prompts continue with the next 'Question:' unless stopped there."""
     return () if prompting == "chat" else FEW_SHOT_STOPS

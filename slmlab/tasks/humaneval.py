@@ -6,6 +6,10 @@ import gzip
 import json
 
 from slmlab.tasks.base import Task
+from slmlab.tasks.registry import Benchmark, register
+
+# Codex's stop set: a new top-level statement starts, so the function is complete.
+HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
 
 
 def load_humaneval() -> list[Task]:
@@ -24,3 +28,6 @@ def load_humaneval() -> list[Task]:
         )  # fmt: skip
         for r in rows
     ]
+
+
+register(Benchmark(names=("humaneval",), load=lambda data_dir: load_humaneval(), stops=HUMANEVAL_STOPS))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from slmlab.errors import UserError
 from slmlab.tasks.base import Task
+from slmlab.tasks.humaneval import HUMANEVAL_STOPS
 from slmlab.tasks.mbpp import mbpp_task
+from slmlab.tasks.registry import Benchmark, register_claim
 
 HUMANEVAL_FIELDS = ("task_id", "prompt", "test", "entry_point")
 MBPP_FIELDS = ("task_id", "code", "test_list")
@@ -56,3 +58,17 @@ def load_jsonl_tasks(path: str | Path) -> list[Task]:
         duplicate = next(i for i in ids if ids.count(i) > 1)
         raise UserError(f"{path}: task id {duplicate!r} appears more than once; task ids must be unique")
     return tasks
+
+
+def is_task_file(name: str) -> bool:
+    return name.endswith(".jsonl") or Path(name).is_file()
+
+
+def _task_file(name: str) -> Benchmark:
+    # HumanEval's stops, whatever the file's shape: what a task file has always run with.
+    return Benchmark(
+        names=(Path(name).stem,), load=lambda data_dir: load_jsonl_tasks(name), stops=HUMANEVAL_STOPS
+    )
+
+
+register_claim(is_task_file, _task_file)

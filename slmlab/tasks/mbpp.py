@@ -16,6 +16,10 @@ from pathlib import Path
 from slmlab.errors import UserError
 from slmlab.tasks.base import Task
 from slmlab.tasks.datadir import resolve_data_file
+from slmlab.tasks.registry import Benchmark, register
+
+# bigcode-evaluation-harness's stop set: the model writes a whole program, so a second `def` is allowed.
+MBPP_STOPS = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
 
 _DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 
@@ -86,3 +90,10 @@ SPLITS = {
 def load_mbpp_split(split: str, data_dir=None) -> list[Task]:
     ids = SPLITS[split]
     return [t for t in load_mbpp(data_dir) if int(t.task_id.split("/")[-1]) in ids]
+
+
+register(Benchmark(names=("mbpp",), load=load_mbpp, stops=MBPP_STOPS, task_id=mbpp_id))
+register(Benchmark(names=("mbpp-sanitized",), load=load_mbpp_sanitized, stops=MBPP_STOPS, task_id=mbpp_id))
+for _split in SPLITS:
+    register(Benchmark(names=(f"mbpp-{_split}",), load=lambda data_dir, split=_split: load_mbpp_split(split, data_dir),
+                       stops=MBPP_STOPS, task_id=mbpp_id))  # fmt: skip

@@ -7,6 +7,8 @@ from-scratch model can be scored on it in seconds; easy enough that a working mo
 from __future__ import annotations
 
 from slmlab.tasks.base import Task
+from slmlab.tasks.humaneval import HUMANEVAL_STOPS  # HumanEval-shaped, so HumanEval's stops
+from slmlab.tasks.registry import Benchmark, register
 
 # (name, signature, docstring, reference body, assertions on `candidate`)
 _TASKS = [
@@ -72,3 +74,6 @@ def load_minibench() -> list[Task]:
         tasks.append(Task(task_id=f"minibench/{i}", prompt=prompt, test=test, entry_point=name,
                           reference=f"    {body}\n", benchmark="minibench"))  # fmt: skip
     return tasks
+
+
+register(Benchmark(names=("minibench",), load=lambda data_dir: load_minibench(), stops=HUMANEVAL_STOPS))

@@ -1,0 +1,103 @@
+"""The Task seam: a benchmark is one file plus its registration, and nothing outside slmlab/tasks/
+tests a benchmark's name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from slmlab.errors import UserError
+from slmlab.generate.stops import CLOSED_CODE_BLOCK, default_stops
+from slmlab.tasks import BENCHMARKS, Benchmark, Task, load_benchmark, lookup, register
+from slmlab.tasks.humaneval import HUMANEVAL_STOPS
+from slmlab.tasks.mbpp import MBPP_STOPS
+from slmlab.tasks.registry import plain_stops, unregister
+
+SLMLAB = Path(__file__).resolve().parent.parent / "slmlab"
+
+
+def _toy_tasks(data_dir=None) -> list[Task]:
+    return [Task(task_id=f"toy/{i}", prompt=f"def f{i}():\n", test="def check(candidate):\n    assert True\n",
+                 entry_point=f"f{i}", reference="    return 1\n", benchmark="toy") for i in range(2)]  # fmt: skip
+
+
+@pytest.fixture
+def toy():
+    benchmark = register(
+        Benchmark(
+            names=("toy", "toy-alias"), load=_toy_tasks, stops=("\nSTOP",), task_id=lambda raw: f"toy/{raw}"
+        )
+    )
+    yield benchmark
+    unregister(benchmark)
+    assert "toy" not in BENCHMARKS
+
+
+def test_a_benchmark_registered_in_a_test_loads_and_gives_its_stops(toy):
+    assert [t.task_id for t in load_benchmark("toy")] == ["toy/0", "toy/1"]
+    assert [t.task_id for t in load_benchmark(" Toy-Alias ")] == [
+        "toy/0",
+        "toy/1",
+    ]  # names as before: case, spaces
+    assert plain_stops("toy") == ("\nSTOP",)
+    assert default_stops(plain_stops("toy"), "plain") == ("\nSTOP",)
+    assert default_stops(plain_stops("toy"), "chat") == (CLOSED_CODE_BLOCK,)
+    assert lookup("toy").task_id(3) == "toy/3"
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Benchmark(names=("toy",), load=_toy_tasks, stops=()))
+
+
+def test_the_built_in_benchmarks_keep_their_stops_ids_and_message():
+    assert (
+        plain_stops("humaneval")
+        == HUMANEVAL_STOPS
+        == ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
+    )
+    assert plain_stops("minibench") == HUMANEVAL_STOPS
+    for name in ("mbpp", "mbpp-sanitized", "mbpp-prompt", "mbpp-test", "mbpp-validation", "mbpp-train"):
+        assert plain_stops(name) == MBPP_STOPS == ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
+        assert lookup(name).task_id("11") == lookup(name).task_id("MBPP/11") == "Mbpp/11"
+    assert lookup("humaneval").task_id("HumanEval/0") == "HumanEval/0"
+    assert plain_stops("my_tasks.jsonl") == HUMANEVAL_STOPS  # a task file is claimed before any name
+    with pytest.raises(
+        UserError, match=r"unknown benchmark 'mbpx' \(did you mean mbpp\?\): choose one of humaneval, "
+    ):
+        load_benchmark("mbpx")
+
+
+def test_a_task_file_is_a_benchmark(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"task_id": "a", "prompt": "def f():\\n", "test": "def check(c):\\n    pass\\n", '
+                    '"entry_point": "f"}\n')  # fmt: skip
+    assert [t.task_id for t in load_benchmark(str(path))] == ["a"]
+    assert lookup(str(path)).names == ("mine",)
+
+
+# A name comparison on a benchmark's name: `x.startswith("mbpp`, `== "humaneval"`, `in ("gsm8k", ...`.
+_NAMES = "|".join(re.escape(n) for n in ("humaneval", "mbpp", "minibench", "gsm8k"))
+_COMPARISON = re.compile(
+    rf"""(?:startswith|endswith)\(\s*\(?\s*["'](?:{_NAMES})|[=!]=\s*["'](?:{_NAMES})|["'](?:{_NAMES})[^"']*["']\s*[=!]=|"""
+    rf"""\bin\s*[(\[{{]\s*["'](?:{_NAMES})""",
+    re.IGNORECASE,
+)
+
+
+def test_nothing_outside_slmlab_tasks_tests_a_benchmark_name():
+    offenders = [
+        f"{path.relative_to(SLMLAB.parent)}:{number}: {line.strip()}"
+        for path in sorted(SLMLAB.rglob("*.py"))
+        if "tasks" not in path.relative_to(SLMLAB).parts[:1]
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if _COMPARISON.search(line)
+    ]
+    assert offenders == [], "register the benchmark in its own file and ask slmlab.tasks.lookup instead"
+
+
+def test_the_name_check_catches_what_it_looks_for():
+    for line in ('benchmark.startswith("mbpp")', "name == 'humaneval'", 'self.benchmark != "gsm8k"',
+                 'b.lower().startswith(("mbpp", "x"))', 'if name in ("minibench", "x")', '"mbpp" == name'):  # fmt: skip
+        assert _COMPARISON.search(line), line
+    for line in ('benchmark="minibench"', 'execution.get("mbpp-test", {})', "minibench: bool = True"):
+        assert not _COMPARISON.search(line), line
