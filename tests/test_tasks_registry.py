@@ -73,6 +73,15 @@ def test_a_task_file_is_a_benchmark(tmp_path):
                     '"entry_point": "f"}\n')  # fmt: skip
     assert [t.task_id for t in load_benchmark(str(path))] == ["a"]
     assert lookup(str(path)).names == ("mine",)
+    assert lookup(str(path)).stops == HUMANEVAL_STOPS
+
+
+def test_a_task_file_of_mbpp_shaped_tasks_ends_where_mbpp_does(tmp_path):
+    path = tmp_path / "whole_programs.jsonl"
+    path.write_text('{"task_id": 1, "text": "add", "code": "def add(a, b):\\n    return a + b", '
+                    '"test_list": ["assert add(1, 2) == 3"]}\n')  # fmt: skip
+    assert lookup(str(path)).stops == MBPP_STOPS
+    assert [t.task_id for t in load_benchmark(str(path))] == ["1"]
 
 
 # A name comparison on a benchmark's name: `x.startswith("mbpp`, `== "humaneval"`, `in ("gsm8k", ...`.

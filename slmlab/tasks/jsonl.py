@@ -9,7 +9,7 @@ from pathlib import Path
 from slmlab.errors import UserError
 from slmlab.tasks.base import Task
 from slmlab.tasks.humaneval import HUMANEVAL_STOPS
-from slmlab.tasks.mbpp import mbpp_task
+from slmlab.tasks.mbpp import MBPP_STOPS, mbpp_task
 from slmlab.tasks.registry import Benchmark, register_claim
 
 HUMANEVAL_FIELDS = ("task_id", "prompt", "test", "entry_point")
@@ -64,11 +64,23 @@ def is_task_file(name: str) -> bool:
     return name.endswith(".jsonl") or Path(name).is_file()
 
 
+def _first_record(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = next((line for line in f if line.strip()), "")
+        record = json.loads(line) if line else {}
+    except (OSError, ValueError):
+        return {}  # loading the file says what is wrong with it
+    return record if isinstance(record, dict) else {}
+
+
 def _task_file(name: str) -> Benchmark:
-    # HumanEval's stops, whatever the file's shape: what a task file has always run with.
-    return Benchmark(
-        names=(Path(name).stem,), load=lambda data_dir: load_jsonl_tasks(name), stops=HUMANEVAL_STOPS
-    )
+    # A file of MBPP-shaped tasks ends where MBPP does (a second `def` is part of a whole program);
+    # a file of HumanEval-shaped tasks where HumanEval does.
+    record = _first_record(Path(name))
+    mbpp_shaped = all(k in record for k in MBPP_FIELDS) and not all(k in record for k in HUMANEVAL_FIELDS)
+    return Benchmark(names=(Path(name).stem,), load=lambda data_dir: load_jsonl_tasks(name),
+                     stops=MBPP_STOPS if mbpp_shaped else HUMANEVAL_STOPS)  # fmt: skip
 
 
 register_claim(is_task_file, _task_file)
