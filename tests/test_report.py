@@ -13,7 +13,8 @@ from contextlib import contextmanager
 import pytest
 
 from slmlab.atomic import atomic_writer, write_text_atomic
-from slmlab.eval.summary import RunSummary
+from slmlab.judgement import from_version1
+from slmlab.pipeline.summary import RunSummary
 from slmlab.report.html import render_html
 from slmlab.report.write import write_report
 from slmlab.store import SampleRow, Store, natural_key
@@ -28,7 +29,7 @@ SETUP = {"model_location": "/models/tiny", "model_source": "cache /models/tiny/t
 def _row(task_id: str, index: int = 0, outcome: dict | None = None) -> SampleRow:
     outcome = outcome or {"status": "passed" if index % 2 == 0 else "failed_assertion"}
     return SampleRow(task_id, index, index, f"def f{index}():\n", "    return 1\n",
-                     {"tokens": 4, "finish_reason": "stop", "flags": {}}, outcome)  # fmt: skip
+                     {"tokens": 4, "finish_reason": "stop", "flags": {}}, from_version1("eval", outcome))  # fmt: skip
 
 
 def _store_order(rows: list[SampleRow]) -> list[SampleRow]:

@@ -122,8 +122,9 @@ def test_probe_command_finds_a_planted_signal_in_a_capture_run(tmp_path, tiny_mo
     with db:
         for (task_id, sample_index, _), ok in zip(index, passed, strict=True):
             status = "passed" if ok else "failed_assertion"
-            db.execute("UPDATE samples SET outcome = ? WHERE task_id = ? AND sample_index = ?",
-                       (json.dumps({"status": status}), task_id, sample_index))  # fmt: skip
+            judgement = {"judge": "sandbox", "verdict": status, "passed": bool(ok), "detail": {"status": status}}
+            db.execute("UPDATE samples SET judgement = ? WHERE task_id = ? AND sample_index = ?",
+                       (json.dumps(judgement), task_id, sample_index))  # fmt: skip
     db.close()
     done = slmlab(
         "probe", run_id[:12], "--out", str(out), "--layer", "1", "--shuffles", "19", "--random-pairs", "5"

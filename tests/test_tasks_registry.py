@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from slmlab.errors import UserError
-from slmlab.generate.stops import CLOSED_CODE_BLOCK, default_stops
+from slmlab.generate.stops import CLOSED_CODE_BLOCK
 from slmlab.tasks import BENCHMARKS, Benchmark, Task, load_benchmark, lookup, register
 from slmlab.tasks.humaneval import HUMANEVAL_STOPS
 from slmlab.tasks.mbpp import MBPP_STOPS
-from slmlab.tasks.registry import plain_stops, unregister
+from slmlab.tasks.registry import unregister
 
 SLMLAB = Path(__file__).resolve().parent.parent / "slmlab"
 
@@ -41,9 +41,9 @@ def test_a_benchmark_registered_in_a_test_loads_and_gives_its_stops(toy):
         "toy/0",
         "toy/1",
     ]  # names as before: case, spaces
-    assert plain_stops("toy") == ("\nSTOP",)
-    assert default_stops(plain_stops("toy"), "plain") == ("\nSTOP",)
-    assert default_stops(plain_stops("toy"), "chat") == (CLOSED_CODE_BLOCK,)
+    assert lookup("toy").stops_for("plain") == ("\nSTOP",)
+    assert lookup("toy").stops_for("chat") == (CLOSED_CODE_BLOCK,)
+    assert lookup("toy").judge == "sandbox" and lookup("toy").language == "python"  # a code benchmark's defaults
     assert lookup("toy").task_id(3) == "toy/3"
     with pytest.raises(ValueError, match="registered twice"):
         register(Benchmark(names=("toy",), load=_toy_tasks, stops=()))
@@ -51,16 +51,16 @@ def test_a_benchmark_registered_in_a_test_loads_and_gives_its_stops(toy):
 
 def test_the_built_in_benchmarks_keep_their_stops_ids_and_message():
     assert (
-        plain_stops("humaneval")
+        lookup("humaneval").stops
         == HUMANEVAL_STOPS
         == ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
     )
-    assert plain_stops("minibench") == HUMANEVAL_STOPS
+    assert lookup("minibench").stops == HUMANEVAL_STOPS
     for name in ("mbpp", "mbpp-sanitized", "mbpp-prompt", "mbpp-test", "mbpp-validation", "mbpp-train"):
-        assert plain_stops(name) == MBPP_STOPS == ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
+        assert lookup(name).stops == MBPP_STOPS == ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
         assert lookup(name).task_id("11") == lookup(name).task_id("MBPP/11") == "Mbpp/11"
     assert lookup("humaneval").task_id("HumanEval/0") == "HumanEval/0"
-    assert plain_stops("my_tasks.jsonl") == HUMANEVAL_STOPS  # a task file is claimed before any name
+    assert lookup("my_tasks.jsonl").stops == HUMANEVAL_STOPS  # a task file is claimed before any name
     with pytest.raises(
         UserError, match=r"unknown benchmark 'mbpx' \(did you mean mbpp\?\): choose one of humaneval, "
     ):
@@ -110,3 +110,18 @@ def test_the_name_check_catches_what_it_looks_for():
         assert _COMPARISON.search(line), line
     for line in ('benchmark="minibench"', 'execution.get("mbpp-test", {})', "minibench: bool = True"):
         assert not _COMPARISON.search(line), line
+
+
+def test_gsm8k_is_a_registered_benchmark_with_its_prompts_stops_and_judge(data_dir):
+    gsm8k = lookup("gsm8k")
+    problems = gsm8k.load(data_dir)
+    assert len(problems) == 1319 and problems[0].task_id == "0" and problems[0].answer == "18"
+    assert (gsm8k.judge, gsm8k.language, gsm8k.stops_for("chat")) == ("math", "math", ())
+    assert gsm8k.stops_for("plain") == ("\n\nQuestion:", "\nQuestion:")
+    zero = gsm8k.prompt(problems[0], "plain", None, [])
+    assert zero.text.startswith("Question: Janet") and zero.text.endswith("Answer: Let's think step by step.")
+    shots = gsm8k.shots(problems[0], problems, 2, 1234, data_dir)
+    assert shots == gsm8k.shots(problems[5], problems, 2, 1234, data_dir)  # the same solved examples for every question
+    few = gsm8k.prompt(problems[0], "plain", None, shots)
+    assert few.text.count("Question:") == 3 and "####" in few.text and few.text.endswith("Answer:")
+    assert gsm8k.extract(problems[0], "so 18", "plain", True).code == "so 18"  # judged as written

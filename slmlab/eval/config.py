@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
+from slmlab.models.trained import trained_weights_sha256
 from slmlab.validation import describe_error, read_yaml_mapping
 
 # Fields that do not change what is generated or how it is judged: not part of the run's identity.
@@ -35,6 +36,7 @@ class EvalConfig(BaseModel):
     few_shot: int = Field(0, ge=0, le=20)
     sanitize: bool = True  # chat answers: run only their definitions, not their usage examples
     stop: list[str] | None = None  # None: the benchmark's standard set
+    backend: str = "hf"  # the generator (slmlab.generate.backends)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str = "auto"  # auto (a CUDA GPU if torch sees one), cpu, cuda, cuda:N
     batch_size: int = Field(64, ge=1, le=4096)
@@ -62,6 +64,15 @@ class EvalConfig(BaseModel):
         if not parts or not all(p.lstrip("-").isdigit() for p in parts):
             raise ValueError("give 'all' or comma-separated layer indices such as 11,-1")
         return ",".join(parts)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from slmlab.generate.backends import BACKENDS
+
+        if value not in BACKENDS:
+            raise ValueError(f"choose one of {', '.join(BACKENDS)}")
+        return value
 
     @field_validator("device")
     @classmethod
@@ -103,20 +114,11 @@ class EvalConfig(BaseModel):
         for name in ("capture_layers", "capture_tokens"):
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
+        if identity["backend"] == "hf":
+            identity.pop("backend")  # runs made before backends existed keep their ids
         if self.model.startswith(("ckpt:", "lora:")):  # retrained into the same folder: a new run
             identity["model_weights"] = trained_weights_sha256(self.model)
         return identity
-
-
-def trained_weights_sha256(name: str) -> str:
-    from slmlab.models.cache import sha256_file
-    from slmlab.models.trained import trained_weights
-
-    weights = trained_weights(name)
-    try:
-        return sha256_file(weights)
-    except OSError as exc:
-        raise UserError(f"model {name}: cannot read {weights} ({exc.strerror})") from None
 
 
 def _direction_sha256(path: str) -> str:

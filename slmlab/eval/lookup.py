@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slmlab.errors import UserError
-from slmlab.eval.summary import RunSummary
+from slmlab.pipeline.summary import RunSummary
 from slmlab.store import STORE_NAME, Store
 
 
@@ -48,4 +48,11 @@ def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]
         raise UserError(
             f"run {run_id} has no executed sample yet: finish it with the same `slmlab eval` command"
         )
-    return f"{run_id} ({summary.config.get('model')} on {summary.config.get('benchmark')})", summary.by_task
+    return f"{run_id} ({describe_config(summary.config)})", summary.by_task
+
+
+def describe_config(config: dict) -> str:
+    """A run in a few words: its model and benchmark, or (a study's view, a trial) its own settings."""
+    if "model" in config and "benchmark" in config:
+        return f"{config['model']} on {config['benchmark']}"
+    return ", ".join(f"{key} {value}" for key, value in config.items() if not isinstance(value, dict | list))[:120]

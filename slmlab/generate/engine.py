@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,39 +23,12 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from slmlab.generate.base import Generation, Request
 from slmlab.generate.sampling import SamplingParams, logits_processors, make_generator, next_tokens
 from slmlab.generate.stops import StopFinder
 
 if TYPE_CHECKING:
     from slmlab.probe.capture import ActivationCapture
-
-FINISH_REASONS = ("stop", "eos", "length")
-
-
-@dataclass(frozen=True)
-class Request:
-    key: Hashable  # e.g. (task_id, sample_index)
-    prompt: str
-    seed: int
-    add_special_tokens: bool = True  # False when the prompt is already a rendered chat template
-
-
-@dataclass(frozen=True)
-class Generation:
-    key: Hashable
-    text: str  # cut before the stop sequence; no special tokens
-    tokens: int  # generated tokens, up to and including the one that ended it
-    finish_reason: str  # stop | eos | length (length means truncated)
-    seconds: float  # from joining the batch to finishing
-    prompt_tokens: int
-    token_ids: tuple[int, ...] = ()  # the generated ids, the one that ended it included
-    # With an ActivationCapture: "prompt_last" and "generated_mean" as float16 [layers, hidden], and
-    # "generated" [tokens, layers, hidden] when every token is kept (see slmlab.probe.capture).
-    activations: dict[str, np.ndarray] | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.finish_reason == "length"
 
 
 @dataclass
@@ -195,8 +168,10 @@ class BatchGenerator:
         rows = []
         for r in requests:
             ids = self._encoded[(r.prompt, r.add_special_tokens)]
-            rows.append(_Row(r, ids, make_generator(r.seed), max(0, min(self.params.max_new_tokens, self.context - len(ids))),
-                             StopFinder(self.stops), now))  # fmt: skip
+            budget = r.max_new_tokens if r.max_new_tokens is not None else self.params.max_new_tokens
+            stops = r.stops if r.stops is not None else self.stops
+            rows.append(_Row(r, ids, make_generator(r.seed), max(0, min(budget, self.context - len(ids))),
+                             StopFinder(stops), now))  # fmt: skip
         self._merge(cache, mask)
         self.rows.extend(rows)
         self.last.extend([0] * len(rows))

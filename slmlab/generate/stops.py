@@ -1,7 +1,7 @@
 """Stop sequences: where a completion ends, checked per sequence as its text grows.
 
 The engine only takes stop strings: each benchmark's own set comes from its file in slmlab/tasks/
-(`slmlab.tasks.lookup(name).stops`).
+(`slmlab.tasks.lookup(name).stops_for(mode)`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,6 @@ import re
 # This marker ends an answer right after that block closes (the code is extracted afterwards).
 CLOSED_CODE_BLOCK = "<closed code block>"
 _CLOSED_FENCE = re.compile(r"```[^\n]*\n(?:.*?\n)?```", re.DOTALL)
-
-
-def default_stops(plain_stops: tuple[str, ...], prompt_mode: str) -> tuple[str, ...]:
-    """The stops for a prompt mode: a benchmark's plain-prompt stops, or the end of the chat answer's code block."""
-    if prompt_mode == "chat":
-        return (CLOSED_CODE_BLOCK,)
-    return tuple(plain_stops)
 
 
 class StopFinder:

@@ -73,3 +73,13 @@ def apply_adapter(model, location: str | Path, merge: bool = True):
     with peft_reading_deprecated_property():
         peft_model = PeftModel.from_pretrained(model, str(location))
     return peft_model.merge_and_unload() if merge else peft_model
+
+
+def trained_weights_sha256(name: str) -> str:
+    from slmlab.models.cache import sha256_file
+
+    weights = trained_weights(name)
+    try:
+        return sha256_file(weights)
+    except OSError as exc:
+        raise UserError(f"model {name}: cannot read {weights} ({exc.strerror})") from None

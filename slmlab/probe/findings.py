@@ -49,14 +49,14 @@ def probe_data(store: Store, run_id: str):
     rows, labels, groups, statuses = [], [], [], []
     for s in store.samples(run_id):
         where = index.get((s.task_id, s.sample_index))
-        if s.outcome is None or where is None or s.outcome["status"] == "harness_error":
+        if s.passed is None or where is None or s.judgement.verdict == "harness_error":
             continue
         if s.generation.get("tokens", 0) == 0:
             continue
         rows.append(where[0])
-        labels.append(int(s.outcome["status"] == "passed"))
+        labels.append(int(s.passed))
         groups.append(s.task_id)
-        statuses.append(s.outcome["status"])
+        statuses.append(s.judgement.verdict)
     return rows, np.array(labels, dtype=int), np.array(groups), np.array(statuses)
 
 
@@ -101,5 +101,5 @@ def load_activations(store_path: Path, run_id: str, layer: int, kind: str = "gen
     rows = [index[(s.task_id, s.sample_index)][0] for s in samples]
     values = read_rows(activations_dir(store_path, run_id), kind, layer, rows)
     meta = [{"task_id": s.task_id, "sample_index": s.sample_index,
-             "status": s.outcome["status"] if s.outcome else None} for s in samples]  # fmt: skip
+             "status": s.judgement.verdict if s.judgement else None} for s in samples]  # fmt: skip
     return values, meta

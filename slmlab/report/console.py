@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from slmlab.eval.scoring import Evaluation, status_counts
-from slmlab.eval.summary import RunSummary
 from slmlab.execute.outcome import STATUS_ORDER, Status
 from slmlab.metrics import pass_at_k_summary, rate
+from slmlab.pipeline.summary import RunSummary
 
 _STATUS_STYLE = {"passed": "green", "harness_error": "red", "sandbox_violation": "magenta"}
 STARVED_SHARE = 0.5  # a parked timeout that got less CPU than this share of its limit may be spurious

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from slmlab.eval.summary import RunSummary  # noqa: E402
+from slmlab.pipeline.summary import RunSummary  # noqa: E402
 from slmlab.store import natural_key  # noqa: E402
 
 STATUS_COLOURS = {

@@ -8,7 +8,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from slmlab.eval.summary import RunSummary
+from slmlab.pipeline.summary import RunSummary
 from slmlab.store import sample_order
 
 MAX_LISTED_SAMPLES = 5000  # beyond this the file gets unwieldy; the store and samples.jsonl hold all
@@ -88,12 +88,12 @@ def configuration_rows(config: dict, setup: dict) -> tuple[list[list], list[list
 
 
 def _sample_html(row) -> str:
-    outcome = row.outcome or {}
-    status = outcome.get("status", "unchecked")
+    outcome = row.judgement.detail if row.judgement is not None else {}
+    status = row.judgement.verdict if row.judgement is not None else "unchecked"
     flags = [f for f, on in row.generation.get("flags", {}).items() if on is True]
     error = error_text(outcome)
     badge = "".join(f'<span class="flag">{escape(f)}</span>' for f in flags)
-    css = "passed" if status == "passed" else "fail"
+    css = "passed" if row.passed else "fail"
     generation = {k: row.generation.get(k) for k in ("tokens", "finish_reason", "seconds", "prompt_tokens")}
     parts = [
         f'<details data-status="{escape(status)}" data-flags="{escape(" ".join(flags))}" data-task="{escape(row.task_id)}">',
@@ -105,7 +105,7 @@ def _sample_html(row) -> str:
     if row.generation.get("text", row.completion) != row.completion:
         parts.append(f"<p>raw answer</p><pre>{escape(row.generation['text'])}</pre>")
     for stream in ("stdout", "stderr"):
-        if outcome.get(stream):
+        if isinstance(outcome.get(stream), str) and outcome[stream]:
             parts.append(f"<p>{stream}</p><pre>{escape(outcome[stream][-4000:])}</pre>")
     return "".join(parts) + "</details>"
 
@@ -124,7 +124,7 @@ def render_html(summary: RunSummary, setup: dict, figure_dir: Path) -> str:
     omitted = pass_at_k_omitted(summary)
     if omitted:
         figures += f"<p>{escape(omitted)}</p>"
-    statuses = sorted({(s.outcome or {}).get("status", "unchecked") for s in summary.samples})
+    statuses = sorted({s.judgement.verdict if s.judgement else "unchecked" for s in summary.samples})
     options = "".join(
         f'<option value="{escape(s)}">{escape(s)}</option>'
         for s in statuses + ["truncated", "repetitive", "empty"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from slmlab.atomic import write_text_atomic
-from slmlab.eval.summary import RunSummary
+from slmlab.pipeline.summary import RunSummary
 from slmlab.report.figures import write_figures
 from slmlab.report.html import render_html
 

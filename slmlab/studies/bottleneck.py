@@ -174,7 +174,7 @@ class StudyResult:
 
 # ---- stages ----------------------------------------------------------------------------------
 def _scaling(config: BottleneckConfig, result: StudyResult, console: Console) -> None:
-    from slmlab.eval.pipeline import select_tasks
+    from slmlab.eval.job import select_tasks
     from slmlab.metrics import compare_runs
     from slmlab.studies.runs import eval_run
     from slmlab.tasks.structure import is_syntax_heavy

@@ -25,16 +25,17 @@ import csv
 import json
 import random
 import re
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
+from rich.markup import escape
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
+from slmlab.generate.params import SamplingParams
 from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.studies import budget_analysis as analysis
 from slmlab.studies.configs import load_config
@@ -83,15 +84,24 @@ class BudgetStudyConfig(BaseModel):
     _budgets = field_validator("budgets", "stochastic_budgets", "cliff_budgets")(_budget_list)
 
     @property
-    def math(self) -> bool:
-        from slmlab.tasks.gsm8k import is_math_benchmark
+    def benchmark_spec(self):
+        from slmlab.tasks.registry import lookup
 
-        return is_math_benchmark(self.benchmark)
+        return lookup(self.benchmark)
+
+    @property
+    def math(self) -> bool:
+        """Solutions judged by their final answer (GSM8K), not executed: phase 2 and the structure
+        analysis read math solutions."""
+        return self.benchmark_spec.judge == "math"
 
     @property
     def prompt_mode(self) -> str:
-        """The code benchmarks' prompt mode for this prompting."""
         return "chat" if self.prompting == "chat" else "plain"
+
+    @property
+    def shots(self) -> int:
+        return self.few_shot if self.prompting == "few-shot" else 0
 
     @property
     def label(self) -> str:
@@ -103,18 +113,6 @@ def load_study_config(name_or_path: str | None, overrides: dict) -> BudgetStudyC
     return load_config(
         name_or_path, BUILTIN_CONFIGS, BudgetStudyConfig, overrides, "model: ..., budgets: [...]"
     )
-
-
-@dataclass(frozen=True)
-class Item:
-    """One problem (GSM8K) or task (code) with the prompt the model sees."""
-
-    task_id: str
-    question: str
-    truth: str  # GSM8K's answer; for code the reference solution
-    prompt_text: str
-    chat: bool
-    task: object | None = None  # the code Task
 
 
 # ---- stage 1: generation -----------------------------------------------------------------------
@@ -129,13 +127,13 @@ def _limits(config: BudgetStudyConfig) -> tuple[int, int]:
 def _generation_identity(config: BudgetStudyConfig, first_prompt: str) -> dict:
     import hashlib
 
-    from slmlab.eval.config import trained_weights_sha256
+    from slmlab.models.trained import trained_weights_sha256
 
     first, rest = _limits(config)
     # Not the number of problems or samples: each sample is seeded by (problem, index), so a larger
     # --num-samples only generates the problems not stored yet.
     identity = {"model": config.model, "benchmark": config.benchmark,
-                "prompting": config.prompting, "few_shot": config.few_shot if config.prompting == "few-shot" else 0,
+                "prompting": config.prompting, "few_shot": config.shots,
                 "temperature": config.temperature, "top_p": config.top_p, "seed": config.seed, "dtype": config.dtype,
                 "quantization": config.quantization, "limit": first, "stochastic_limit": rest,
                 # the prompt as built (template, instruction, examples), so a new prompt is a new run
@@ -145,112 +143,53 @@ def _generation_identity(config: BudgetStudyConfig, first_prompt: str) -> dict:
     return identity
 
 
-def _items(config: BudgetStudyConfig, tokenizer) -> list[Item]:
-    if config.math:
-        from slmlab.tasks.gsm8k import build_math_prompt, few_shot_pool, load_gsm8k
-
-        problems = load_gsm8k("test", config.data_dir, config.num_samples)
-        examples = few_shot_pool(load_gsm8k("train", config.data_dir), config.few_shot, config.seed) \
-            if config.prompting == "few-shot" else []  # fmt: skip
-        items = []
-        for problem in problems:
-            prompt = build_math_prompt(problem, config.prompting, tokenizer, examples)
-            items.append(
-                Item(
-                    str(problem.problem_id), problem.question, problem.ground_truth, prompt.text, prompt.chat
-                )
-            )
-        return items
-    from slmlab.tasks.prompts import build_prompt, few_shot_examples
+def _tasks(config: BudgetStudyConfig) -> list:
+    """The problems (GSM8K) or tasks (code), the first num_samples of the test split; loading says
+    what is missing before minutes go into loading a model."""
     from slmlab.tasks.registry import load_benchmark
 
     tasks = load_benchmark(config.benchmark, config.data_dir)[: config.num_samples]
-    mode = config.prompt_mode
-    shots = config.few_shot if config.prompting == "few-shot" else 0
-    items = []
-    for task in tasks:
-        prompt = build_prompt(task, mode, tokenizer, few_shot_examples(task, tasks, shots))
-        items.append(Item(task.task_id, task.prompt, task.reference, prompt.text, prompt.chat, task))
-    return items
+    if config.shots:
+        config.benchmark_spec.shots(tasks[0], tasks, config.shots, config.seed, config.data_dir)
+    return tasks
 
 
-def _check_data(config: BudgetStudyConfig) -> None:
-    """The dataset is there (before minutes go into loading a model)."""
-    if config.math:
-        from slmlab.tasks.gsm8k import load_gsm8k
+def _plan(config: BudgetStudyConfig, tasks: list, tokenizer, k: int) -> list:
+    """Sample 0 of every problem at the largest budget any phase needs, samples 1..k-1 at phase
+    1b's largest; each seeded by (seed, problem, index) like every pipeline sample."""
+    from slmlab.pipeline.plan import plan
 
-        load_gsm8k("test", config.data_dir, limit=1)
-        if config.prompting == "few-shot":
-            load_gsm8k("train", config.data_dir, limit=1)
-    else:
-        from slmlab.tasks.registry import load_benchmark
+    spec, mode = config.benchmark_spec, config.prompt_mode
+    first, rest = _limits(config)
 
-        load_benchmark(config.benchmark, config.data_dir)
+    def prompt(task):
+        return spec.prompt(
+            task, mode, tokenizer, spec.shots(task, tasks, config.shots, config.seed, config.data_dir)
+        )
 
-
-def _stops(config: BudgetStudyConfig) -> tuple[str, ...]:
-    from slmlab.generate.stops import default_stops
-    from slmlab.tasks.gsm8k import math_stops
-    from slmlab.tasks.registry import plain_stops
-
-    if config.math:
-        return math_stops(config.prompting)
-    return default_stops(plain_stops(config.benchmark), config.prompt_mode)
+    return plan(
+        tasks, k, config.seed, prompt, spec.stops_for(mode), budget=lambda index: rest if index else first
+    )
 
 
 class _Model:
-    """The model, loaded the first time something needs it (generation, or the tokenizer to cut
+    """The generator, opened the first time something needs it (generation, or the tokenizer to cut
     stored samples at a new budget)."""
 
     def __init__(self, config: BudgetStudyConfig, console: Console):
-        self.config, self.console, self._loaded = config, console, None
+        self.config, self.console, self._generator = config, console, None
 
     @property
-    def loaded(self):
-        if self._loaded is None:
-            from slmlab.models.load import load
+    def generator(self):
+        if self._generator is None:
+            from slmlab.generate import open_generator, require
 
             with self.console.status(f"loading {self.config.model}"):
-                self._loaded = load(self.config.model, dtype=self.config.dtype, device=self.config.device,
-                                    quantization=self.config.quantization)  # fmt: skip
-        return self._loaded
-
-
-def _generate(config: BudgetStudyConfig, store: Store, run_id: str, items: list[Item],
-              missing: list[tuple[str, int]], limits: tuple[int, int], model: _Model, console: Console) -> None:  # fmt: skip
-    """Generate the missing samples, each stored the moment it finishes."""
-    from slmlab.generate import BatchGenerator, Request, sample_seed
-    from slmlab.generate.params import SamplingParams
-    from slmlab.progress import Meter
-
-    by_id = {item.task_id: item for item in items}
-    loaded = model.loaded
-    for limit, group in (
-        (limits[0], [m for m in missing if m[1] == 0]),
-        (limits[1], [m for m in missing if m[1] > 0]),
-    ):
-        if not group:
-            continue
-        params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=limit,
-                                seed=config.seed)  # fmt: skip
-        requests = [Request((task_id, index), by_id[task_id].prompt_text, sample_seed(config.seed, task_id, index),
-                            add_special_tokens=not by_id[task_id].chat) for task_id, index in group]  # fmt: skip
-        engine = BatchGenerator(
-            loaded.model, loaded.tokenizer, params, _stops(config), batch_size=config.batch_size
-        )
-        meter = Meter(console, f"generating at up to {limit} tokens", len(group), limit)
-
-        def store_sample(generation, limit=limit, meter=meter) -> None:
-            task_id, index = generation.key
-            record = {"tokens": generation.tokens, "finish_reason": generation.finish_reason, "limit": limit,
-                      "ids": list(generation.token_ids), "prompt_tokens": generation.prompt_tokens,
-                      "seconds": generation.seconds}  # fmt: skip
-            store.add_sample(run_id, SampleRow(task_id, index, sample_seed(config.seed, task_id, index),
-                                               by_id[task_id].prompt_text, generation.text, record, None))  # fmt: skip
-            meter.sample(generation.tokens)
-
-        with meter:
-            engine.run(requests, store_sample, on_step=meter.step)
+                self._generator = open_generator("hf", self.config.model, dtype=self.config.dtype,
+                                                 device=self.config.device, quantization=self.config.quantization,
+                                                 batch_size=self.config.batch_size)  # fmt: skip
+            require(self._generator, "token_ids", "the budget study reads smaller budgets from them")
+        return self._generator
 
 
 # ---- stage 2: budget views ---------------------------------------------------------------------
@@ -266,102 +205,71 @@ def cut_at_budget(text: str, tokens: int, finish_reason: str, ids: list[int], bu
     return cut, budget, not stopped
 
 
-def _judge_math(text: str, truth: str) -> dict:
-    from fractions import Fraction
-
-    from slmlab.metrics.answers import extract_answer
-
-    verdict = {}
-    for mode in ("strict", "flexible"):
-        found = extract_answer(text, mode)
-        verdict[mode] = {
-            "predicted": found.text,
-            "method": found.method,
-            "correct": found.value == Fraction(truth),
-        }
-    return verdict
+def _view_identity(gen_run: str, budget: int, match: str) -> dict:
+    identity = {"generation": gen_run, "budget": budget, "scoring": 1}
+    if match != "flexible":  # views judged by the default match keep the ids they had before it was a setting
+        identity["match"] = match
+    return identity
 
 
-def _view_runs(config: BudgetStudyConfig, store: Store, gen_run: str, items: list[Item], budgets: list[int],
+def _view_runs(config: BudgetStudyConfig, store: Store, gen_run: str, tasks: list, budgets: list[int],
                indices: dict[int, int], model: _Model, console: Console) -> dict[int, str]:  # fmt: skip
-    """The view run of each budget, its missing samples cut and judged. `indices`: budget -> how
-    many sample indices it needs."""
-    by_id = {item.task_id: item for item in items}
-    generated = {(row.task_id, row.sample_index): row for row in store.samples(gen_run)}
+    """The view run of each budget: its missing samples cut from the generation run, then judged
+    by the benchmark's judge through the pipeline. `indices`: budget -> how many sample indices it needs."""
+    from slmlab.judge import JudgeSettings, make_judge
+    from slmlab.pipeline import run
+
+    spec, mode = config.benchmark_spec, config.prompt_mode
     runs, pending = {}, []
     for budget in budgets:
-        run_id, _ = store.open_run("budget-view", {"generation": gen_run, "budget": budget, "scoring": 1})
+        run_id, _ = store.open_run("budget-view", _view_identity(gen_run, budget, config.match))
         runs[budget] = run_id
-        wanted = [(item.task_id, i) for item in items for i in range(indices[budget])]
+        wanted = [(task.task_id, i) for task in tasks for i in range(indices[budget])]
         pending += [(budget, run_id, key) for key in store.missing(run_id, wanted)]
-    if not pending:
-        return runs
-    tokenizer = model.loaded.tokenizer
-    stops = _stops(config)
+    by_id = {task.task_id: task for task in tasks}
+    if pending:
+        generated = {(row.task_id, row.sample_index): row for row in store.samples(gen_run)}
+        tokenizer = model.generator.tokenizer
+        stops = spec.stops_for(mode)
 
-    def decode(ids):
-        return tokenizer.decode(ids, skip_special_tokens=True)
+        def decode(ids):
+            return tokenizer.decode(ids, skip_special_tokens=True)
 
-    cuts = []
-    for budget, run_id, key in pending:
-        row = generated[key]
-        g = row.generation
-        cuts.append((budget, run_id, row, cut_at_budget(row.completion, g["tokens"], g["finish_reason"], g["ids"],
-                                                       budget, decode, stops)))  # fmt: skip
-    if config.math:
-        outcomes = [_judge_math(text, by_id[row.task_id].truth) for _, _, row, (text, _, _) in cuts]
-    else:
-        outcomes = _execute_views(
-            config, [(by_id[row.task_id], text) for _, _, row, (text, _, _) in cuts], console
-        )
-    for (budget, run_id, row, (text, used, truncated)), outcome in zip(cuts, outcomes, strict=True):
-        store.add_sample(run_id, SampleRow(row.task_id, row.sample_index, row.seed, "", text,
-                                           {"tokens_used": used, "truncated": truncated, "budget": budget}, outcome))  # fmt: skip
-    console.print(f"cut and judged {len(cuts)} solutions at {len({c[0] for c in cuts})} budgets")
+        for budget, run_id, key in pending:
+            row = generated[key]
+            g = row.generation
+            text, used, truncated = cut_at_budget(row.completion, g["tokens"], g["finish_reason"], g["ids"], budget,
+                                                  decode, stops)  # fmt: skip
+            completion = spec.extract(by_id[row.task_id], text, mode, True)
+            store.add_sample(run_id, SampleRow(row.task_id, row.sample_index, row.seed, "", completion.code,
+                                               {"text": text, "tokens_used": used, "truncated": truncated,
+                                                "budget": budget, "whole_program": completion.whole_program}, None))  # fmt: skip
+        console.print(f"cut {len(pending)} solutions at {len({p[0] for p in pending})} budgets")
+    settings = JudgeSettings(sandbox=config.sandbox, timeout=config.timeout, match=config.match)
+    with make_judge(spec.judge, settings) as judge:
+        if any(store.unjudged(runs[budget]) for budget in budgets):
+            console.print(escape(judge.describe()))
+        for budget in budgets:
+            run.judge(store, runs[budget], by_id, judge, console, label=f"judging at {budget} tokens")
     return runs
 
 
-def _execute_views(config: BudgetStudyConfig, views: list[tuple[Item, str]], console: Console) -> list[dict]:
-    """Code at each budget through the sandbox; a program that several budgets share runs once."""
-    from slmlab.execute import Executor, Limits
-    from slmlab.tasks.prompts import completion_from_answer
-
-    mode = config.prompt_mode
-    programs, where = [], {}
-    slots = []
-    for item, text in views:
-        completion = completion_from_answer(item.task, text, mode)
-        program = item.task.program(completion.code, completion.whole_program)
-        key = (item.task_id, program.definitions)
-        if key not in where:
-            where[key] = len(programs)
-            programs.append(program)
-        slots.append(where[key])
-    with Executor(sandbox=config.sandbox, limits=Limits(timeout_s=config.timeout)) as executor:
-        console.print(f"executing {len(programs)} distinct programs (sandbox: {executor.tier.label})")
-        outcomes = executor.run(programs)
-    return [outcomes[i].to_dict() for i in slots]
-
-
-def _records(
-    store: Store, run_id: str, items: dict[str, Item], budget: int, match: str, math: bool
-) -> list[dict]:
-    """The seed's record schema, one per stored solution at this budget."""
+def _records(store: Store, run_id: str, tasks: dict, budget: int, match: str) -> list[dict]:
+    """The seed's record schema, one per judged solution at this budget: the prediction is the
+    extracted answer (math, by `match`) or the sandbox's verdict (code)."""
     records = []
     for row in store.samples(run_id):
-        item = items.get(row.task_id)
-        if item is None:
+        task = tasks.get(row.task_id)
+        if task is None or row.judgement is None:
             continue
-        outcome = row.outcome
-        if math:
-            predicted, correct = outcome[match]["predicted"], outcome[match]["correct"]
-        else:
-            predicted, correct = outcome["status"], outcome["status"] == "passed"
+        judgement = row.judgement
+        predicted = judgement.detail[match]["predicted"] if judgement.judge == "math" else judgement.verdict
         records.append({"problem_id": int(row.task_id) if row.task_id.isdigit() else row.task_id,
-                        "sample_index": row.sample_index, "question": item.question,
-                        "ground_truth": item.truth, "generated": row.completion, "predicted": predicted,
-                        "correct": correct, "tokens_used": row.generation["tokens_used"],
-                        "truncated": row.generation["truncated"], "budget": budget})  # fmt: skip
+                        "sample_index": row.sample_index, "question": task.prompt,
+                        "ground_truth": task.answer or task.reference, "generated": row.generation.get("text", row.completion),
+                        "predicted": predicted, "correct": bool(judgement.passed),
+                        "tokens_used": row.generation["tokens_used"], "truncated": row.generation["truncated"],
+                        "budget": budget})  # fmt: skip
     return records
 
 
@@ -501,28 +409,30 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
             console.print("[yellow]phase 2 (error annotation) and the structure analysis are for math solutions: "
                           f"skipped on {config.benchmark}[/yellow]")  # fmt: skip
             phases -= skipped
-    _check_data(config)
+    tasks = _tasks(config)
+    if not tasks:
+        raise UserError(f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}")
     if "2-analyze" in phases and "2-prepare" not in phases:
         read_sheets(annotations)  # bad or missing sheets: say so before generating anything
     model = _Model(config, console)
     study: dict = {"config": config.model_dump(), "phases": sorted(phases)}
     with Store(out / "store" / STORE_NAME) as store:
-        tokenizer = model.loaded.tokenizer if config.prompting == "chat" else None
-        items = _items(config, tokenizer)
-        if not items:
-            raise UserError(
-                f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}"
-            )
-        limits = _limits(config)
-        gen_run, _ = store.open_run("budget-gen", _generation_identity(config, items[0].prompt_text))
+        from slmlab.pipeline import run
+
+        tokenizer = model.generator.tokenizer if config.prompting == "chat" else None
         k = config.stochastic_samples if "1b" in phases else 1
+        planned = _plan(config, tasks, tokenizer, k)
+        gen_run, _ = store.open_run("budget-gen", _generation_identity(config, planned[0].prompt.text))
         if "1b" in phases and config.temperature == 0:
             console.print("[yellow]note: greedy decoding makes phase 1b's samples identical (std 0)[/yellow]")
-        missing = store.missing(gen_run, [(item.task_id, i) for item in items for i in range(k)])
-        console.print(f"{config.benchmark}: {len(items)} problems, generation run {gen_run} "
+        missing = store.missing(gen_run, [p.key for p in planned])
+        console.print(f"{config.benchmark}: {len(tasks)} problems, generation run {gen_run} "
                       f"({len(missing)} samples to generate)")  # fmt: skip
         if missing:
-            _generate(config, store, gen_run, items, missing, limits, model, console)
+            params = SamplingParams(temperature=config.temperature, top_p=config.top_p, seed=config.seed,
+                                    max_new_tokens=_limits(config)[0])  # fmt: skip
+            run.generate(store, gen_run, planned, model.generator, params, console, keep_ids=True,
+                         label=f"generating at up to {_limits(config)[0]} tokens")  # fmt: skip
         store.finish_run(gen_run)
         budgets = []  # read at sample 0 only
         if phases & {"1", "2-prepare", "2-analyze", "3"}:
@@ -534,9 +444,9 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         needed = dict.fromkeys(budgets, 1)  # budget -> how many sample indices it is read at
         if "1b" in phases:
             needed |= dict.fromkeys(config.stochastic_budgets, k)
-        runs = _view_runs(config, store, gen_run, items, sorted(needed), needed, model, console)
-        by_id = {item.task_id: item for item in items}
-        records = {b: _records(store, runs[b], by_id, b, config.match, config.math) for b in sorted(needed)}
+        runs = _view_runs(config, store, gen_run, tasks, sorted(needed), needed, model, console)
+        by_id = {task.task_id: task for task in tasks}
+        records = {b: _records(store, runs[b], by_id, b, config.match) for b in sorted(needed)}
     first = {b: [r for r in rs if r["sample_index"] == 0] for b, rs in records.items()}
     name = config.label
     if "1" in phases:

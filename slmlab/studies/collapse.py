@@ -20,7 +20,6 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
-from slmlab.atomic import write_text_atomic
 from slmlab.errors import UserError
 from slmlab.studies.configs import load_config
 
@@ -158,12 +157,15 @@ def _train(train_config, console: Console) -> dict:
     return summary.to_dict()
 
 
-def _quality(config: CollapseConfig, train_config, summary: dict, console: Console) -> dict:
-    """Every quality measurement of one setup, cached in its run folder (keyed by the settings)."""
+def _quality(config: CollapseConfig, train_config, console: Console) -> dict:
+    """Every quality measurement of one setup: its samples are runs of the store (kind `quality`, one
+    per checkpoint and prompt set), so a re-run reads them back and loads a checkpoint only to
+    generate what is missing, or for the final one's next-token measurements."""
+    import functools
+
+    from slmlab.generate import open_generator
     from slmlab.generate.params import SamplingParams
-    from slmlab.metrics.collapse import RULES_VERSION
-    from slmlab.models.load import load
-    from slmlab.store import run_key
+    from slmlab.store import STORE_NAME, Store
     from slmlab.tasks.collapse_prompts import (
         FEW_SHOT_TEMPLATES,
         context_length_prompts,
@@ -174,12 +176,6 @@ def _quality(config: CollapseConfig, train_config, summary: dict, console: Conso
     from slmlab.train.quality import collapse_token_frequency, evaluate_quality, next_token_distribution
 
     run_dir = train_config.run_dir
-    settings = {"samples": config.samples, "temperature": config.temperature, "top_p": config.top_p,
-                "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
-                "template": config.few_shot_template, "final_step": summary["steps"], "rules": RULES_VERSION}  # fmt: skip
-    cache = run_dir / f"quality-{run_key('quality', settings)}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
     params = SamplingParams(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
                             max_new_tokens=config.max_new_tokens)  # fmt: skip
     prompts = load_collapse_prompts()
@@ -187,28 +183,27 @@ def _quality(config: CollapseConfig, train_config, summary: dict, console: Conso
     progression = []
     result: dict = {}
     periodic = [name for name, _ in list_checkpoints(run_dir) if name.startswith("step-")]
-    for name in [*periodic, "final"]:
-        loaded = load(f"ckpt:{checkpoints_dir(run_dir) / name}", dtype="float32")
-        bare = evaluate_quality(
-            loaded.model, loaded.tokenizer, prompts, params, config.samples, batch_size=config.batch_size
-        )
-        few = evaluate_quality(
-            loaded.model, loaded.tokenizer, prompts, params, config.samples, prefix, config.batch_size
-        )
-        step = json.loads((checkpoints_dir(run_dir) / name / "checkpoint.json").read_text())["step"]
-        progression.append({"checkpoint": name, "step": step, "bare": bare.metrics.to_dict(),
-                            "few_shot": few.metrics.to_dict()})  # fmt: skip
-        console.print(f"  {train_config.experiment_name} step {step}: collapse {bare.metrics.collapse_rate:.0%} bare, "
-                      f"{few.metrics.collapse_rate:.0%} few-shot")  # fmt: skip
-        if name == "final":
-            stream = encode_file(train_config.train_path, loaded.tokenizer, run_dir / "tokens")
-            result = {
-                "bare": bare.to_dict(), "few_shot": few.to_dict(),
-                "context": next_token_distribution(loaded.model, loaded.tokenizer, context_length_prompts()),
-                "frequency": collapse_token_frequency(bare.samples + few.samples, loaded.tokenizer, stream.tokens),
-            }  # fmt: skip
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        for name in [*periodic, "final"]:
+            model = f"ckpt:{checkpoints_dir(run_dir) / name}"
+            opened = functools.cache(lambda model=model: open_generator("hf", model, dtype="float32",
+                                                                        batch_size=config.batch_size))  # fmt: skip
+            bare = evaluate_quality(model, opened, prompts, store, params, config.samples, console=console)
+            few = evaluate_quality(model, opened, prompts, store, params, config.samples, prefix, console)
+            step = json.loads((checkpoints_dir(run_dir) / name / "checkpoint.json").read_text())["step"]
+            progression.append({"checkpoint": name, "step": step, "bare": bare.metrics.to_dict(),
+                                "few_shot": few.metrics.to_dict()})  # fmt: skip
+            console.print(f"  {train_config.experiment_name} step {step}: collapse {bare.metrics.collapse_rate:.0%} "
+                          f"bare, {few.metrics.collapse_rate:.0%} few-shot")  # fmt: skip
+            if name == "final":
+                model, tokenizer = opened().model, opened().tokenizer
+                stream = encode_file(train_config.train_path, tokenizer, run_dir / "tokens")
+                result = {
+                    "bare": bare.to_dict(), "few_shot": few.to_dict(),
+                    "context": next_token_distribution(model, tokenizer, context_length_prompts()),
+                    "frequency": collapse_token_frequency(bare.samples + few.samples, tokenizer, stream.tokens),
+                }  # fmt: skip
     result["progression"] = progression
-    write_text_atomic(cache, json.dumps(result))
     return result
 
 
@@ -267,7 +262,7 @@ def run_study(config: CollapseConfig, console: Console) -> CollapseStudy:
     for setup in config.setups:
         train_config = train_config_for(config, setup, corpus_dir)
         summary = _train(train_config, console)
-        quality = _quality(config, train_config, summary, console)
+        quality = _quality(config, train_config, console)
         results.append(SetupResult(
             name=setup.name, tokenizer=setup.tokenizer, label_smoothing=setup.label_smoothing, summary=summary,
             bare=quality["bare"], few_shot=quality["few_shot"], progression=quality["progression"],

@@ -35,7 +35,7 @@ from rich.console import Console
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
 from slmlab.report.lora import csv_row, write_sweep_report
-from slmlab.store import STORE_NAME, SampleRow, Store, environment_record, run_key
+from slmlab.store import STORE_NAME, Store, environment_record, run_key
 from slmlab.studies.configs import load_config
 from slmlab.train.lora import LoraSettings
 
@@ -143,27 +143,57 @@ def _pairs(config: LoraStudyConfig, language: str, size: int, console: Console):
 TEXT_METRICS = 2  # the version of text_scores: records scored by an older one are rescored from their samples
 
 
-def _score(model, tokenizer, language: str, test_pairs, config: LoraStudyConfig) -> dict:
-    """Generate a body for each held-out header (greedy), check its syntax, compare with the real one."""
-    from slmlab.execute.syntax import check_many
-    from slmlab.execute.syntax.verdict import SyntaxVerdict
-    from slmlab.generate.params import SamplingParams
-    from slmlab.train.examples import function_source, pair_example, trim_body
-    from slmlab.train.quality import sample_completions
+def held_out_tasks(language: str, test_pairs) -> list:
+    """The held-out functions as tasks: the documented header is the prompt, the real body the reference."""
+    from slmlab.tasks.base import Task
+    from slmlab.train.examples import pair_example
 
-    kept = [(pair.id, e) for pair in test_pairs if (e := pair_example(pair)) is not None]
-    ids, examples = [i for i, _ in kept], [e for _, e in kept]
+    return [Task(task_id=str(pair.id), prompt=prompt, test="", entry_point="", reference=body,
+                 benchmark=f"{language} held-out functions", language=language)
+            for pair in test_pairs if (example := pair_example(pair)) is not None for prompt, body in [example]]  # fmt: skip
+
+
+def _score(generator, language: str, test_pairs, config: LoraStudyConfig, store: Store, run_id: str,
+           console: Console) -> dict:  # fmt: skip
+    """Through the pipeline: a body for each held-out header (greedy), cut where the function ends,
+    judged by the language's real syntax checker; then compared with the real body."""
+    from slmlab.generate.params import SamplingParams
+    from slmlab.judge import Candidate, make_judge
+    from slmlab.pipeline import run
+    from slmlab.pipeline.plan import plan
+    from slmlab.tasks.prompts import Completion, Prompt
+    from slmlab.train.examples import function_source, trim_body
+
+    tasks = held_out_tasks(language, test_pairs)
+
+    def body(task, text: str) -> Completion:
+        # An empty body parses (a Python function of only its docstring, `{}`), but nothing was written.
+        kept = trim_body(text, language)
+        return Completion(kept, whole_program=False, empty=not _has_code(kept))
+
+    def whole_function(task, row) -> Candidate:
+        return Candidate(
+            task,
+            function_source(task.prompt, row.completion, language),
+            empty=bool(row.generation.get("empty")),
+        )
+
+    planned = plan(tasks, 1, 0, lambda task: Prompt(task.prompt, chat=False), add_special_tokens=False)
     params = SamplingParams(temperature=0.0, max_new_tokens=config.max_new_tokens)
-    generated = sample_completions(model, tokenizer, [p for p, _ in examples], params, 1, config.batch_size)
-    bodies = [trim_body(texts[0], language) for texts in generated]
-    sources = [function_source(p, b, language) for (p, _), b in zip(examples, bodies, strict=True)]
-    # An empty body parses (a Python function of only its docstring, `{}`), but nothing was written.
-    verdicts = [v if _has_code(b) else SyntaxVerdict("invalid", v.checker, message="empty body")
-                for b, v in zip(bodies, check_many(sources, language), strict=True)]  # fmt: skip
-    samples = [{"id": i, "prompt": p, "reference": r, "generated": b, "syntax": v.status, "message": v.message}
-               for i, (p, r), b, v in zip(ids, examples, bodies, verdicts, strict=True)]  # fmt: skip
-    return {"syntax_checker": sorted({v.checker for v in verdicts}), **text_scores(samples, language),
-            "samples": samples}  # fmt: skip
+    run.generate(store, run_id, planned, generator, params, console, body,
+                 annotate=lambda p: {"reference": p.task.reference})  # fmt: skip
+    with make_judge("syntax") as judge:
+        run.judge(store, run_id, {t.task_id: t for t in tasks}, judge, console, candidate=whole_function)
+    rows = list(store.samples(run_id))
+    samples = _samples(rows)
+    return {"syntax_checker": sorted({row.judgement.category or "none" for row in rows}),
+            **text_scores(samples, language), "samples": samples}  # fmt: skip
+
+
+def _samples(rows) -> list[dict]:
+    return [{"id": row.task_id, "prompt": row.prompt, "reference": row.generation["reference"],
+             "generated": row.completion, "syntax": row.judgement.verdict,
+             "message": row.judgement.detail.get("message", "")} for row in rows]  # fmt: skip
 
 
 def text_scores(samples: list[dict], language: str) -> dict:
@@ -230,10 +260,7 @@ def _stored_record(store: Store, run_id: str) -> dict | None:
     record = store.metrics(run_id).get("record")
     if record is None:
         return None
-    samples = [
-        {"id": row.task_id, "prompt": row.prompt, "reference": row.generation["reference"],
-         "generated": row.completion, "syntax": row.outcome["status"], "message": row.outcome["message"]}
-        for row in store.samples(run_id)]  # fmt: skip
+    samples = _samples(store.samples(run_id))
     if record["scores"].get("text_metrics") != TEXT_METRICS:
         record["scores"].update(text_scores(samples, record["language"]))
         store.set_metric(run_id, "record", record)
@@ -242,12 +269,8 @@ def _stored_record(store: Store, run_id: str) -> dict | None:
 
 
 def _store_record(store: Store, run_id: str, record: dict) -> None:
-    """Samples first and the record last: a trial counts as done only once its record is there."""
-    samples = record["scores"]["samples"]
-    for sample in samples:
-        store.add_sample(run_id, SampleRow(sample["id"], 0, None, sample["prompt"], sample["generated"],
-                                           {"reference": sample["reference"]},
-                                           {"status": sample["syntax"], "message": sample["message"]}))  # fmt: skip
+    """The record after the samples (stored as they were generated and judged): a trial counts as
+    done only once its record is there."""
     store.set_metric(
         run_id, "record", {**record, "scores": {k: v for k, v in record["scores"].items() if k != "samples"}}
     )
@@ -256,7 +279,6 @@ def _store_record(store: Store, run_id: str, record: dict) -> None:
 
 def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
     """Train (unless baseline), score and store one trial; a stored trial is read back."""
-    from slmlab.models.load import load
     from slmlab.train.examples import pair_example
     from slmlab.train.lora import train_lora
     from slmlab.train.pairs import curriculum_order
@@ -285,9 +307,14 @@ def run_trial(config: LoraStudyConfig, trial: dict, console: Console) -> dict:
         model_name = f"lora:{folder / 'adapter'}"
     else:
         console.print(f"[bold]baseline[/bold] {language}: {config.model} without fine-tuning")
-    loaded = load(model_name, dtype="float32", device=config.device)
-    record = {"trial": run_id, **trial, "model": config.model, "training": training,
-              "scores": _score(loaded.model, loaded.tokenizer, language, pairs.test, config)}  # fmt: skip
+    from slmlab.generate import open_generator
+
+    generator = open_generator(
+        "hf", model_name, dtype="float32", device=config.device, batch_size=config.batch_size
+    )
+    with Store(Path(config.out) / "store" / STORE_NAME) as store:
+        scores = _score(generator, language, pairs.test, config, store, run_id, console)
+    record = {"trial": run_id, **trial, "model": config.model, "training": training, "scores": scores}
     if language == "python":
         record["execution"] = _execute(model_name, config, console)
     record.update(seconds=round(time.monotonic() - started, 1), versions=environment_record(PACKAGES)["packages"],

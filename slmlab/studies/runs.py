@@ -8,7 +8,7 @@ from rich.console import Console
 
 def eval_run(config, console: Console):
     """`slmlab.eval.run_eval(config)` and its run's report; returns the `EvalResult`."""
-    from slmlab.eval.pipeline import run_eval
+    from slmlab.eval.job import run_eval
     from slmlab.report.write import write_run_report
 
     result = run_eval(config, console)

@@ -20,6 +20,7 @@ class Task:
     # MBPP-style tasks: the prompt is prose and the completion is the whole program.
     completion_continues_prompt: bool = True
     test_setup: str = ""  # run after the program, before the tests (MBPP's test_setup_code)
+    answer: str = ""  # a math problem's final answer (GSM8K); the reference is its worked solution
 
     def program(
         self, completion: str, whole_program: bool = False, timeout_s: float | None = None

@@ -113,8 +113,9 @@ def sanitize(code: str) -> str:
 
 @dataclass(frozen=True)
 class Completion:
-    code: str  # what is executed: a continuation of the prompt, or a whole program
+    code: str  # what is judged: code that continues the prompt or a whole program, or an answer
     whole_program: bool
+    empty: bool = False  # nothing was written (the judge of syntax counts it invalid)
 
 
 def completion_from_answer(task: Task, answer: str, mode: str, sanitize_code: bool = True) -> Completion:

@@ -5,13 +5,17 @@ collapsed outputs occur in the training corpus (seeds 003 and 004).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from rich.console import Console
 
 from slmlab.generate.params import SamplingParams
-from slmlab.metrics.collapse import COLLAPSED_CLASSES, CollapseMetrics, collapse_metrics, features
+from slmlab.metrics.collapse import COLLAPSED_CLASSES, RULES_VERSION, CollapseMetrics, collapse_metrics
+from slmlab.store import Store
+from slmlab.tasks.base import Task
 
 # Seed 004's sampling: temperature 0.8, top-p 0.9, top-k 40, 64 new tokens.
 SEED_SAMPLING = SamplingParams(temperature=0.8, top_p=0.9, top_k=40, max_new_tokens=64)
@@ -22,37 +26,51 @@ COLLAPSE_CHARS = set("):")  # seeds 003/004: the `):):):` and `:::::` loops
 class QualityResult:
     metrics: CollapseMetrics
     samples: list[dict]  # prompt id, prompt, completion, features (class included)
+    run_id: str = ""  # the store's run of these samples
 
     def to_dict(self) -> dict:
-        return {"metrics": self.metrics.to_dict(), "samples": self.samples}
+        return {"metrics": self.metrics.to_dict(), "samples": self.samples, "run_id": self.run_id}
 
 
-def sample_completions(model, tokenizer, prompts: list[str], params: SamplingParams, samples: int = 1,
-                       batch_size: int = 32) -> list[list[str]]:  # fmt: skip
-    """`samples` completions per prompt, each with its own seed (params.seed + index)."""
-    from slmlab.generate.engine import BatchGenerator, Request
-
-    requests = [Request((i, j), prompt, params.seed + i * samples + j, add_special_tokens=False)
-                for i, prompt in enumerate(prompts) for j in range(samples)]  # fmt: skip
-    texts: dict = {}
-    BatchGenerator(model, tokenizer, params, batch_size=batch_size).run(
-        requests, lambda g: texts.__setitem__(g.key, g.text)
-    )
-    return [[texts[(i, j)] for j in range(samples)] for i in range(len(prompts))]
+def collapse_tasks(prompts: list[dict]) -> list[Task]:
+    """The prompt set as tasks: each prompt is continued as plain text and judged by its collapse class."""
+    return [Task(task_id=str(p["id"]), prompt=p["prompt"], test="", entry_point="", reference="",
+                 benchmark="collapse prompts") for p in prompts]  # fmt: skip
 
 
-def evaluate_quality(model, tokenizer, prompts: list[dict], params: SamplingParams = SEED_SAMPLING,
-                     samples: int = 1, prefix: str = "", batch_size: int = 32) -> QualityResult:  # fmt: skip
-    """Sample every prompt (after an optional few-shot `prefix`) and classify each completion."""
-    texts = [prefix + p["prompt"] for p in prompts]
-    outputs = sample_completions(model, tokenizer, texts, params, samples, batch_size)
-    records, pairs = [], []
-    for prompt, completions in zip(prompts, outputs, strict=True):
-        for completion in completions:
-            pairs.append((prompt["prompt"], completion))
-            records.append({"id": prompt["id"], "prompt": prompt["prompt"], "completion": completion,
-                            **features(prompt["prompt"], completion)})  # fmt: skip
-    return QualityResult(collapse_metrics(pairs), records)
+def evaluate_quality(model: str, generator, prompts: list[dict], store: Store, params: SamplingParams = SEED_SAMPLING,
+                     samples: int = 1, prefix: str = "", console: Console | None = None) -> QualityResult:  # fmt: skip
+    """Sample every prompt (after an optional few-shot `prefix`) through the pipeline, into a run of
+    the store (kind `quality`), and classify each completion with the collapse judge. A stored run
+    is read back: `generator` (or a function that opens it) is only used for what is missing."""
+    from slmlab.judge import make_judge
+    from slmlab.models.trained import trained_weights_sha256
+    from slmlab.pipeline import run
+    from slmlab.pipeline.plan import plan
+    from slmlab.tasks.prompts import Prompt
+
+    console = console or Console(quiet=True)
+    tasks = collapse_tasks(prompts)
+    weights = trained_weights_sha256(model) if model.startswith(("ckpt:", "lora:")) else None
+    identity = {"model": model, "weights": weights, "prompts": _digest([t.prompt for t in tasks]),
+                "prefix": _digest([prefix]), "sampling": params.model_dump(), "samples": samples, "rules": RULES_VERSION}  # fmt: skip
+    run_id, _ = store.open_run("quality", identity)
+    planned = plan(tasks, samples, params.seed, lambda task: Prompt(prefix + task.prompt, chat=False),
+                   add_special_tokens=False)  # fmt: skip
+    run.generate(store, run_id, planned, generator, params, console)
+    with make_judge("collapse") as judge:
+        run.judge(store, run_id, {t.task_id: t for t in tasks}, judge, console)
+    store.finish_run(run_id)
+    place = {task.task_id: i for i, task in enumerate(tasks)}
+    rows = sorted(store.samples(run_id), key=lambda r: (place.get(r.task_id, len(place)), r.sample_index))
+    by_id = {task.task_id: task for task in tasks}
+    records = [{"id": prompts[place[r.task_id]]["id"], "prompt": by_id[r.task_id].prompt, "completion": r.completion,
+                **r.judgement.detail} for r in rows if r.task_id in by_id]  # fmt: skip
+    return QualityResult(collapse_metrics([(r["prompt"], r["completion"]) for r in records]), records, run_id)
+
+
+def _digest(texts: list[str]) -> str:
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
 
 
 def _shares(probs: np.ndarray, pieces: list[str]) -> dict:

@@ -105,17 +105,17 @@ def _run_trial(config_json: str, threads: int, collapse: bool) -> dict:
 
         summary = train(config, None, resume=bool(list_checkpoints(config.run_dir)), progress=False).to_dict()
     result = {"summary": summary, "collapse_rate": None}
-    if collapse:
-        cache = config.run_dir / "collapse.json"
-        if not cache.is_file():
-            from slmlab.models.load import load
-            from slmlab.tasks.collapse_prompts import load_collapse_prompts
-            from slmlab.train.quality import evaluate_quality
+    if collapse:  # the collapse prompts through the pipeline, into the search's store
+        from slmlab.generate import open_generator
+        from slmlab.store import STORE_NAME, Store
+        from slmlab.tasks.collapse_prompts import load_collapse_prompts
+        from slmlab.train.quality import evaluate_quality
 
-            loaded = load(f"ckpt:{config.run_dir / 'checkpoints' / 'final'}", dtype="float32")
-            quality = evaluate_quality(loaded.model, loaded.tokenizer, load_collapse_prompts())
-            cache.write_text(json.dumps(quality.metrics.to_dict()))
-        result["collapse_rate"] = json.loads(cache.read_text())["collapse_rate"]
+        model = f"ckpt:{config.run_dir / 'checkpoints' / 'final'}"
+        with Store(config.run_dir.parent / STORE_NAME) as store:
+            quality = evaluate_quality(model, lambda: open_generator("hf", model, dtype="float32"),
+                                       load_collapse_prompts(), store)  # fmt: skip
+        result["collapse_rate"] = quality.metrics.collapse_rate
     return result
 
 

@@ -1,5 +1,6 @@
 """What a finished run amounts to, computed once from its stored samples and shared by the printed
-summary, the figures, the HTML report and the stored metrics."""
+summary, the figures, the HTML report and the stored metrics. It reads judgements, so it reads
+every run kind alike: pass rates count the samples whose judge decided (`passed` is not None)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ class RunSummary:
     statuses: Counter = field(init=False)
 
     def __post_init__(self):
-        self.by_task = {}  # executed samples only: an unchecked sample is not a failure
+        self.by_task = {}  # decided samples only: an unchecked sample is not a failure
         for s in self.samples:
-            if s.outcome is not None:
-                self.by_task.setdefault(s.task_id, []).append(s.outcome["status"] == "passed")
-        self.statuses = Counter(s.outcome["status"] for s in self.samples if s.outcome)
+            if s.passed is not None:
+                self.by_task.setdefault(s.task_id, []).append(s.passed)
+        self.statuses = Counter(s.judgement.verdict for s in self.samples if s.judgement is not None)
 
     @property
     def checked(self) -> int:
@@ -44,10 +45,12 @@ class RunSummary:
                 "outcomes": {status: count for status, count, _ in self.outcome_rates()}}  # fmt: skip
 
     def outcome_rates(self) -> list[tuple[str, int, object]]:
-        """(status, count, Rate) in the taxonomy's order, statuses that occurred only."""
+        """(verdict, count, Rate) of the verdicts that occurred: the sandbox's in its taxonomy's
+        order, other judges' (correct, wrong; valid, invalid) after them by name."""
         total = self.checked
-        return [(s.value, self.statuses[s.value], rate(self.statuses[s.value], total))
-                for s in STATUS_ORDER if self.statuses.get(s.value)]  # fmt: skip
+        order = [s.value for s in STATUS_ORDER]
+        verdicts = sorted(self.statuses, key=lambda v: (order.index(v) if v in order else len(order), v))
+        return [(v, self.statuses[v], rate(self.statuses[v], total)) for v in verdicts]
 
     def flag_rates(self) -> list[tuple[str, int, object]]:
         total = len(self.samples)
@@ -63,8 +66,8 @@ class RunSummary:
         return {task: sum(p) / len(p) for task, p in self.by_task.items()}
 
     def dominant_failure(self, task_id: str) -> str:
-        failures = Counter(s.outcome["status"] for s in self.samples
-                           if s.task_id == task_id and s.outcome and s.outcome["status"] != "passed")  # fmt: skip
+        failures = Counter(s.judgement.verdict for s in self.samples
+                           if s.task_id == task_id and s.passed is False)  # fmt: skip
         return failures.most_common(1)[0][0] if failures else "passed"
 
     def worst_tasks(self, count: int = 10) -> list[tuple[str, float, str]]:

@@ -1,0 +1,13 @@
+"""The Judge seam: what decides a generated sample's verdict. Each judge writes one typed
+`slmlab.judgement.Judgement` per sample; a task names its judge (`Benchmark.judge`).
+
+Judges: `sandbox` (run the code against the task's tests), `math` (the final answer against the
+task's), `syntax` (the language's real checker), `collapse` (seeds 003/004's quality class).
+"""
+
+from slmlab.judge.base import JUDGES, Candidate, Judge, JudgeSettings, make_judge, register_judge
+
+# Each judge file registers itself when imported.
+from slmlab.judge import collapse, math_answer, sandbox, syntax  # noqa: E402,F401  isort: skip
+
+__all__ = ["JUDGES", "Candidate", "Judge", "JudgeSettings", "make_judge", "register_judge"]
