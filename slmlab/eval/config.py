@@ -3,55 +3,45 @@ validated by pydantic with one clear line per problem."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 from slmlab.models.trained import trained_weights_sha256
+from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings
+from slmlab.tasks.registry import benchmark_names
 from slmlab.validation import describe_error, read_yaml_mapping
 
 # Fields that do not change what is generated or how it is judged: not part of the run's identity.
 PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device")
 
 
-class EvalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# pydantic lists a base's fields before those of the bases before it: model first, paths last.
+class EvalConfig(PathSettings, ExecutionSettings, SamplingParams, ModelSettings):
+    """`slmlab eval`: the shared sections (model, sampling, execution, paths) and what is the eval's own."""
 
-    model: str = Field(min_length=1)
-    benchmark: str = "humaneval"  # humaneval, mbpp, mbpp-sanitized, minibench, or a .jsonl file
-    data_dir: str | None = None
-    n: int = Field(1, ge=1, le=10000)  # samples per task
-    limit: int | None = Field(None, ge=1)  # first K tasks
-    temperature: float = Field(0.0, ge=0.0, le=10.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    repetition_penalty: float = Field(1.0, gt=0.0)
-    max_new_tokens: int = Field(512, ge=1, le=32768)
-    seed: int = 1234
-    prompt_mode: Literal["auto", "plain", "chat"] = "auto"
-    few_shot: int = Field(0, ge=0, le=20)
-    sanitize: bool = True  # chat answers: run only their definitions, not their usage examples
-    stop: list[str] | None = None  # None: the benchmark's standard set
-    backend: str = "hf"  # the generator (slmlab.generate.backends)
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    device: str = "auto"  # auto (a CUDA GPU if torch sees one), cpu, cuda, cuda:N
-    batch_size: int = Field(64, ge=1, le=4096)
-    sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
-    timeout: float = Field(5.0, gt=0.0, le=3600.0)
-    workers: int | None = Field(None, ge=1)
-    k: list[int] = Field(default_factory=lambda: [1, 10, 100])
-    out: str = "slmlab-runs"
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benchmark: str = Field("humaneval", description=f"{benchmark_names()}, or a tasks .jsonl")
+    n: int = Field(1, ge=1, le=10000, description="samples per task")
+    limit: int | None = Field(None, ge=1, description="only the first K tasks")
+    prompt_mode: Literal["auto", "plain", "chat"] = Field("auto", description="auto, plain or chat")
+    few_shot: int = Field(0, ge=0, le=20, description="examples from the benchmark before each prompt")
+    sanitize: bool = Field(True, description="chat answers: run their definitions only, not usage examples")
+    stop: list[str] | None = Field(None, description="a stop sequence (repeat the option for more) [benchmark's set]")
+    k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k values to report")
     # Activation capture (slmlab.probe): "all", or layer indices such as "11,-1"; None: off.
-    capture_layers: str | None = None
-    capture_tokens: bool = False  # keep every generated token's state, not only the mean
+    capture_layers: str | None = Field(
+        None, description="capture activations of these layers: 'all' or e.g. 11,-1 [off]"
+    )
+    capture_tokens: bool = Field(False, description="also keep every generated token's activations")
     # Intervention: shift layer steer_layer's output by steer_scale units along steer_direction (.npy).
-    steer_layer: int | None = None
-    steer_direction: str | None = None
-    steer_scale: float = 0.0
+    steer_layer: int | None = Field(None, description="intervention: shift this layer's output")
+    steer_direction: str | None = Field(None, description="intervention: .npy vector to shift along (unit length is used)")
+    steer_scale: float = Field(0.0, description="intervention: shift in activation units")
 
     @field_validator("capture_layers", mode="before")
     @classmethod
@@ -64,22 +54,6 @@ class EvalConfig(BaseModel):
         if not parts or not all(p.lstrip("-").isdigit() for p in parts):
             raise ValueError("give 'all' or comma-separated layer indices such as 11,-1")
         return ",".join(parts)
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        from slmlab.generate.backends import BACKENDS
-
-        if value not in BACKENDS:
-            raise ValueError(f"choose one of {', '.join(BACKENDS)}")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-            raise ValueError("give auto, cpu, cuda, cuda:N or mps")
-        return value
 
     @model_validator(mode="after")
     def _steering_complete(self) -> EvalConfig:
@@ -99,9 +73,7 @@ class EvalConfig(BaseModel):
         return sorted(set(ks))
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              repetition_penalty=self.repetition_penalty, max_new_tokens=self.max_new_tokens,
-                              seed=self.seed)  # fmt: skip
+        return SamplingParams(**{name: getattr(self, name) for name in SamplingParams.model_fields})
 
     def identity(self) -> dict:
         """What defines the run: the same identity resumes the same run."""

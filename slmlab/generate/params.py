@@ -10,12 +10,12 @@ class SamplingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = Field(0.0, ge=0.0, le=10.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)  # 0: no top-k cut
-    repetition_penalty: float = Field(1.0, gt=0.0)
-    max_new_tokens: int = Field(512, ge=1, le=32768)
-    seed: int = 1234
+    temperature: float = Field(0.0, ge=0.0, le=10.0, description="0 is greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
+    top_k: int = Field(0, ge=0, description="0 is off")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="1 is off")
+    max_new_tokens: int = Field(512, ge=1, le=32768, description="generation budget per sample")
+    seed: int = Field(1234, description="sampling seed: each sample's own is drawn from (seed, task, index)")
 
     @property
     def greedy(self) -> bool:

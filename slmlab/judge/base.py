@@ -29,6 +29,8 @@ class JudgeSettings:
     sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
     timeout: float = 5.0  # seconds per program
     workers: int | None = None  # sandbox workers; None: one per core
+    memory_mb: int = 2048  # address space per program
+    park: Literal["idle", "all", "off"] = "idle"  # see slmlab.execute.limits
     match: Literal["strict", "flexible"] = "flexible"  # math answers
 
 

@@ -30,8 +30,9 @@ class SandboxJudge:
     def executor(self) -> Executor:
         """The warm workers, started the first time a program runs (and kept until exit)."""
         if self._executor is None:
-            self._executor = Executor(sandbox=self.settings.sandbox, limits=Limits(timeout_s=self.settings.timeout),
-                                      workers=self.settings.workers)  # fmt: skip
+            s = self.settings
+            limits = Limits(timeout_s=s.timeout, memory_mb=s.memory_mb, park=s.park)
+            self._executor = Executor(sandbox=s.sandbox, limits=limits, workers=s.workers)
         return self._executor
 
     def describe(self) -> str:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from slmlab.eval.config import EvalConfig
+from slmlab.pipeline.settings import ExecutionSettings, PathSettings
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 from slmlab.studies.configs import load_config
@@ -44,21 +45,21 @@ class InterventionConfig(BaseModel):
     scales: list[float] | None = None
 
 
-class BottleneckConfig(BaseModel):
+class BottleneckConfig(ExecutionSettings, PathSettings):
+    """The shared sections (execution, paths) and the study's own settings; its models all run with
+    the same decoding, given here once."""
+
     model_config = ConfigDict(extra="forbid")
 
     models: list[str] = Field(min_length=1)
     pairs: list[tuple[str, str]] = Field(default_factory=list)  # (smaller, larger)
     benchmarks: list[str] = Field(default_factory=lambda: ["humaneval"], min_length=1)
-    data_dir: str | None = None
     limit: int | None = Field(20, ge=1)
     n: int = Field(1, ge=1)
     temperature: float = Field(0.8, ge=0.0)  # the seed's decoding
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(384, ge=1)
     seed: int = 1234
-    timeout: float = Field(5.0, gt=0.0)  # the seed's execution timeout
-    sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
     batch_size: int = Field(64, ge=1)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     probe_model: str
@@ -73,7 +74,6 @@ class BottleneckConfig(BaseModel):
     shuffles: int = Field(20, ge=0)
     random_pairs: int = Field(30, ge=1)
     intervention: InterventionConfig = Field(default_factory=InterventionConfig)
-    out: str = "slmlab-runs"
 
     @model_validator(mode="after")
     def _pairs_name_models(self) -> BottleneckConfig:
@@ -86,12 +86,12 @@ class BottleneckConfig(BaseModel):
     def eval_config(self, model: str, benchmark: str, **overrides) -> EvalConfig:
         values = dict(model=model, benchmark=benchmark, data_dir=self.data_dir, limit=self.limit, n=self.n,
                       temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                      seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, batch_size=self.batch_size,
+                      seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, workers=self.workers, batch_size=self.batch_size,
                       dtype=self.dtype, k=[1], out=self.out)  # fmt: skip
         return EvalConfig(**(values | overrides))
 
     def study_id(self) -> str:
-        return run_key("bottleneck", self.model_dump(exclude={"out", "batch_size", "data_dir"}))
+        return run_key("bottleneck", self.model_dump(exclude={"out", "batch_size", "data_dir", "workers"}))
 
 
 def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:

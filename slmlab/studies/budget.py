@@ -29,13 +29,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from rich.console import Console
 from rich.markup import escape
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
+from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings
 from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.studies import budget_analysis as analysis
 from slmlab.studies.configs import load_config
@@ -54,10 +55,12 @@ def _budget_list(values: list[int]) -> list[int]:
     return sorted(set(values))
 
 
-class BudgetStudyConfig(BaseModel):
+class BudgetStudyConfig(PathSettings, ExecutionSettings, ModelSettings):
+    """The shared sections (model, execution, paths) and the study's own settings."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "qwen2.5-coder-0.5b-instruct"
+    model: str = Field("qwen2.5-coder-0.5b-instruct", min_length=1)
     benchmark: str = "gsm8k"  # or a code benchmark (humaneval, mbpp-test, ...): pass@1 vs budget
     num_samples: int | None = Field(None, ge=1)  # the first N problems of the test split; None: all
     prompting: Literal["chat", "zero-shot", "few-shot"] = "chat"
@@ -72,13 +75,7 @@ class BudgetStudyConfig(BaseModel):
     seed: int = 1234
     match: Literal["strict", "flexible"] = "flexible"
     tolerance: float = Field(0.01, ge=0.0, lt=1.0)  # recommended budget: within this of the best accuracy
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    device: str = "auto"
     quantization: Literal["4bit"] | None = None  # bitsandbytes 4-bit, CUDA only
-    batch_size: int = Field(16, ge=1, le=4096)
-    sandbox: Literal["auto", "bwrap", "process", "subprocess"] = "auto"
-    timeout: float = Field(5.0, gt=0.0)
-    data_dir: str | None = None
     out: str = "slmlab-runs/studies/budget"
 
     _budgets = field_validator("budgets", "stochastic_budgets", "cliff_budgets")(_budget_list)
@@ -185,7 +182,7 @@ class _Model:
             from slmlab.generate import open_generator, require
 
             with self.console.status(f"loading {self.config.model}"):
-                self._generator = open_generator("hf", self.config.model, dtype=self.config.dtype,
+                self._generator = open_generator(self.config.backend, self.config.model, dtype=self.config.dtype,
                                                  device=self.config.device, quantization=self.config.quantization,
                                                  batch_size=self.config.batch_size)  # fmt: skip
             require(self._generator, "token_ids", "the budget study reads smaller budgets from them")
@@ -216,7 +213,7 @@ def _view_runs(config: BudgetStudyConfig, store: Store, gen_run: str, tasks: lis
                indices: dict[int, int], model: _Model, console: Console) -> dict[int, str]:  # fmt: skip
     """The view run of each budget: its missing samples cut from the generation run, then judged
     by the benchmark's judge through the pipeline. `indices`: budget -> how many sample indices it needs."""
-    from slmlab.judge import JudgeSettings, make_judge
+    from slmlab.judge import make_judge
     from slmlab.pipeline import run
 
     spec, mode = config.benchmark_spec, config.prompt_mode
@@ -245,8 +242,7 @@ def _view_runs(config: BudgetStudyConfig, store: Store, gen_run: str, tasks: lis
                                                {"text": text, "tokens_used": used, "truncated": truncated,
                                                 "budget": budget, "whole_program": completion.whole_program}, None))  # fmt: skip
         console.print(f"cut {len(pending)} solutions at {len({p[0] for p in pending})} budgets")
-    settings = JudgeSettings(sandbox=config.sandbox, timeout=config.timeout, match=config.match)
-    with make_judge(spec.judge, settings) as judge:
+    with make_judge(spec.judge, config.judge_settings(match=config.match)) as judge:
         if any(store.unjudged(runs[budget]) for budget in budgets):
             console.print(escape(judge.describe()))
         for budget in budgets:
