@@ -117,7 +117,7 @@ def test_asking_a_generator_for_a_capability_it_lacks_is_one_line():
 
 
 def test_judges_are_made_by_name_and_an_unknown_one_is_one_line():
-    assert {"sandbox", "math", "syntax", "collapse"} <= set(JUDGES)
+    assert {"sandbox", "math", "syntax", "collapse", "similarity"} <= set(JUDGES)
     with pytest.raises(UserError, match="unknown judge 'nope'"):
         make_judge("nope")
 
@@ -242,3 +242,46 @@ def test_compare_reads_eval_runs_budget_views_and_lora_trials_alike(tmp_path):
         text = " ".join(done.stdout.split())
         assert f"A: {runs[a]}" in text and f"B: {runs[b]}" in text and alone in text, (a, b, text)
     assert "budget 8" in slmlab("compare", runs["eval"], runs["code view"], "--out", str(tmp_path)).stdout
+
+
+def test_the_similarity_judge_scores_against_the_reference_without_a_verdict():
+    task = Task("f", "def f(x):\n", "", "", "    return x + 1\n", "held-out")
+    same, other = _judge_all("similarity", [Candidate(task, "    return x + 1\n"), Candidate(task, "pass")])
+    assert same.detail["bleu"] > 99 and other.detail["bleu"] < 10 and same.passed is other.passed is None
+    assert _judge_all("similarity", [Candidate(Task("g", "", "", "", "", "toy"), "x")])[0].verdict == "no_reference"
+
+
+class _ChatTokenizer:
+    chat_template = "turns"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def test_a_chat_prompt_reaches_the_generator_as_text_and_as_turns():
+    minibench = lookup("minibench")
+    task = minibench.load(None)[0]
+    prompt = minibench.prompt(task, "chat", _ChatTokenizer(), [])
+    request = plan([task], 1, 0, lambda t: prompt)[0].request()
+    assert request.prompt.startswith("<user>") and not request.add_special_tokens
+    assert [m["role"] for m in request.messages] == ["user"] and task.prompt in request.messages[0]["content"]
+
+
+def _square_or_fail(x: int, *, threads: int) -> tuple[int, int]:
+    if x < 0:
+        raise ValueError("negative")
+    return x * x, threads
+
+
+def test_the_local_executor_runs_each_call_in_its_own_process_and_says_which_failed():
+    from slmlab.pipeline.executor import CallFailed, make_executor
+
+    executor = make_executor("local", parallel=2)
+    done = dict(executor.run_each(_square_or_fail, [(2,), (3,), (4,)]))
+    assert {i: square for i, (square, _) in done.items()} == {0: 4, 1: 9, 2: 16}
+    assert all(threads >= 1 for _, threads in done.values())  # each call gets its share of the cores
+    with pytest.raises(CallFailed) as failed:
+        list(make_executor("local", parallel=1).run_each(_square_or_fail, [(1,), (-1,)]))
+    assert failed.value.index == 1 and isinstance(failed.value.error, ValueError)
+    with pytest.raises(UserError, match="unknown executor 'ray'"):
+        make_executor("ray")

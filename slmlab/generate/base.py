@@ -27,11 +27,12 @@ FINISH_REASONS = ("stop", "eos", "length")
 @dataclass(frozen=True)
 class Request:
     key: Hashable  # e.g. (task_id, sample_index)
-    prompt: str
+    prompt: str  # the text the model continues (a chat prompt rendered with the model's template)
     seed: int  # this sample's own seed: its tokens do not depend on the batch it shares
     add_special_tokens: bool = True  # False when the prompt is already a rendered chat template
     max_new_tokens: int | None = None  # this sample's budget; None: the sampling parameters'
     stops: tuple[str, ...] | None = None  # this sample's stop sequences; None: the generator's
+    messages: tuple[dict, ...] = ()  # a chat prompt's turns, for engines that take messages
 
 
 @dataclass(frozen=True)

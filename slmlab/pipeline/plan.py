@@ -29,7 +29,8 @@ class Planned:
 
     def request(self) -> Request:
         special = not self.prompt.chat if self.add_special_tokens is None else self.add_special_tokens
-        return Request(self.key, self.prompt.text, self.seed, special, self.max_new_tokens, self.stops)
+        return Request(self.key, self.prompt.text, self.seed, special, self.max_new_tokens, self.stops,
+                       self.prompt.messages)  # fmt: skip
 
 
 def plan(tasks: list[Task], n: int, seed: int, prompt: Callable[[Task], Prompt], stops: tuple[str, ...] = (),

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
-import os
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -328,7 +325,7 @@ def _largest(config: LoraStudyConfig) -> int:
     return max([config.rank_size, config.lang_size, *config.sizes])
 
 
-def _trial_process(config_json: str, trial: dict, threads: int) -> str:
+def _trial_process(config_json: str, trial: dict, *, threads: int) -> str:
     """In a fresh worker process: one trial on `threads` cores."""
     import torch
 
@@ -376,23 +373,17 @@ def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -
         return
     for language in dict.fromkeys(t["language"] for t in todo):  # made once, before the workers share them
         _pairs(config, language, _largest(config), console)
-    workers = min(config.parallel, len(todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: a forked copy of a process that already ran torch's thread pool can deadlock;
-    # one trial per process: its peak memory is then its own, and its memory is given back.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(_trial_process, config.model_dump_json(), t, threads): t for t in todo}
-        for done, future in enumerate(as_completed(futures), 1):
-            try:
-                future.result()
-            except Exception as exc:
-                pool.shutdown(cancel_futures=True)
-                if isinstance(exc, UserError):
-                    raise
-                raise UserError(f"trial {_label(futures[future])} failed ({type(exc).__name__}: {exc}); finished "
-                                "trials are kept: run the same command again to go on") from exc  # fmt: skip
-            console.print(f"trial {done}/{len(todo)} done: {_label(futures[future])}")
+    from slmlab.pipeline.executor import CallFailed, make_executor
+
+    calls = [(config.model_dump_json(), t) for t in todo]
+    try:
+        for done, (index, _) in enumerate(make_executor("local", config.parallel).run_each(_trial_process, calls), 1):
+            console.print(f"trial {done}/{len(todo)} done: {_label(todo[index])}")
+    except CallFailed as failed:
+        if isinstance(failed.error, UserError):
+            raise failed.error from None
+        raise UserError(f"trial {_label(todo[failed.index])} failed ({type(failed.error).__name__}: {failed.error}); "
+                        "finished trials are kept: run the same command again to go on") from failed.error  # fmt: skip
 
 
 def run_study(config: LoraStudyConfig, console: Console) -> dict:

@@ -13,7 +13,7 @@ from slmlab.errors import UserError
 from slmlab.metrics.answers import format_number, ground_truth
 from slmlab.tasks.base import Task
 from slmlab.tasks.datadir import resolve_data_file
-from slmlab.tasks.prompts import Completion, Prompt
+from slmlab.tasks.prompts import Completion, Prompt, chat_prompt
 from slmlab.tasks.registry import Benchmark, register
 
 FEW_SHOT_STOPS = ("\n\nQuestion:", "\nQuestion:")
@@ -70,10 +70,7 @@ def build_math_prompt(problem: Task, mode: str, tokenizer=None, examples: list[T
     if mode == "chat":
         if not getattr(tokenizer, "chat_template", None):
             raise UserError("this model has no chat template: use prompting: zero-shot or few-shot")
-        message = f"{problem.prompt}\n\n{CHAT_INSTRUCTION}"
-        text = tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
-                                             add_generation_prompt=True)  # fmt: skip
-        return Prompt(text, chat=True)
+        return chat_prompt([{"role": "user", "content": f"{problem.prompt}\n\n{CHAT_INSTRUCTION}"}], tokenizer)
     if not examples:
         return Prompt(f"{_qa(problem, False)} Let's think step by step.", chat=False)
     shots = "".join(_qa(example, True) + "\n\n" for example in examples)

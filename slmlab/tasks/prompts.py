@@ -28,6 +28,14 @@ _IMPORT = re.compile(r"^(?:import|from)\s+\S.*$", re.MULTILINE)
 class Prompt:
     text: str
     chat: bool  # the text is a rendered chat template (already holds its special tokens)
+    # The chat turns the text was rendered from, for engines that take messages (a chat endpoint)
+    messages: tuple[dict, ...] = ()
+
+
+def chat_prompt(messages: list[dict], tokenizer) -> Prompt:
+    """The turns, rendered with the model's chat template, and kept as turns."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return Prompt(text, chat=True, messages=tuple(messages))
 
 
 def choose_mode(requested: str, model_name: str, tokenizer) -> str:
@@ -69,8 +77,7 @@ def build_prompt(task: Task, mode: str, tokenizer=None, examples: list[Task] = (
             messages += [{"role": "user", "content": _request_text(example)},
                          {"role": "assistant", "content": _answer_text(example)}]  # fmt: skip
         messages.append({"role": "user", "content": _request_text(task)})
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return Prompt(text, chat=True)
+        return chat_prompt(messages, tokenizer)
     prefix = "".join(
         (e.prompt + e.reference if e.completion_continues_prompt else e.prompt + e.reference.rstrip() + "\n")
         + "\n\n"

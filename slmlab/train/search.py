@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
-import os
 import random
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +87,7 @@ def make_trials(
     return trials
 
 
-def _run_trial(config_json: str, threads: int, collapse: bool) -> dict:
+def _run_trial(config_json: str, collapse: bool, *, threads: int) -> dict:
     """In a worker process: train (or reuse) one trial and measure its collapse rate."""
     import torch
 
@@ -133,16 +130,13 @@ def run_search(base: TrainConfig, space: dict[str, list], out: Path, mode: str =
     made = {spec: str(prepare_tokenizer(spec, base.train_path, base.val_path, out / "tokenizers" / run_key("tok", {"s": spec}))[1]["path"])
             for spec in specs}  # fmt: skip
     planned = make_trials(base, chosen, out, made)
-    workers = max(1, min(parallel, len(planned)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    from slmlab.pipeline.executor import CallFailed, make_executor
+
     results = []
-    # spawn, not fork: a forked copy of a process that already ran torch's thread pool can deadlock.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_trial, t.config.model_dump_json(), threads, collapse): t for t in planned}
-        for future in as_completed(futures):
-            trial = futures[future]
-            outcome = future.result()
-            summary = outcome["summary"]
+    calls = [(t.config.model_dump_json(), collapse) for t in planned]
+    try:
+        for index, outcome in make_executor("local", parallel).run_each(_run_trial, calls):
+            trial, summary = planned[index], outcome["summary"]
             row = {"trial": trial.trial_id, **trial.settings, "parameters": summary["model"]["parameters"],
                    "val_loss": summary["val_loss"], "val_bits_per_char": summary["val_bits_per_char"],
                    "collapse_rate": outcome["collapse_rate"], "tokens_per_second": summary["tokens_per_second"],
@@ -150,6 +144,8 @@ def run_search(base: TrainConfig, space: dict[str, list], out: Path, mode: str =
             results.append(row)
             if on_done:
                 on_done(row, len(results), len(planned))
+    except CallFailed as failed:
+        raise failed.error from None
     results.sort(key=lambda r: (r["val_bits_per_char"], r["collapse_rate"] or 0.0))
     (out / "search.json").write_text(json.dumps({"space": space, "mode": mode, "results": results}, indent=2))
     return results
