@@ -55,9 +55,13 @@ class StatelessJudge:
 
     name = ""
     verb = "judging"
+    description = ""  # what it judges, for the console
+
+    def __init__(self, settings: JudgeSettings):
+        self.settings = settings
 
     def describe(self) -> str:
-        return f"judge: {self.name}"
+        return f"judge: {self.description or self.name}"
 
     def __enter__(self):
         return self

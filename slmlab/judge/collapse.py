@@ -4,18 +4,14 @@ fail: `passed` is None, and the collapse study counts the classes."""
 
 from __future__ import annotations
 
-from slmlab.judge.base import Candidate, JudgeSettings, PlainJudge, register_judge
+from slmlab.judge.base import Candidate, PlainJudge, register_judge
 from slmlab.judgement import Judgement
 from slmlab.metrics.collapse import features
 
 
 @register_judge("collapse")
 class CollapseJudge(PlainJudge):
-    def __init__(self, settings: JudgeSettings):
-        self.settings = settings
-
-    def describe(self) -> str:
-        return "judge: collapse class"
+    description = "collapse class"
 
     def judge_one(self, candidate: Candidate) -> Judgement:
         found = features(candidate.task.prompt, candidate.text)

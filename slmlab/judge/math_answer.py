@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from slmlab.judge.base import Candidate, JudgeSettings, PlainJudge, register_judge
+from slmlab.judge.base import Candidate, PlainJudge, register_judge
 from slmlab.judgement import Judgement, math_judgement
 from slmlab.metrics.answers import extract_answer
 
 
 @register_judge("math")
 class MathJudge(PlainJudge):
-    def __init__(self, settings: JudgeSettings):
-        self.match = settings.match
-
     def describe(self) -> str:
-        return f"judge: math answers ({self.match} match)"
+        return f"judge: math answers ({self.settings.match} match)"
 
     def judge_one(self, candidate: Candidate) -> Judgement:
         truth = Fraction(candidate.task.answer)
@@ -24,4 +21,4 @@ class MathJudge(PlainJudge):
         for mode in ("strict", "flexible"):
             found = extract_answer(candidate.text, mode)
             both[mode] = {"predicted": found.text, "method": found.method, "correct": found.value == truth}
-        return math_judgement(both, self.match)
+        return math_judgement(both, self.settings.match)

@@ -4,18 +4,14 @@ intervals are computed over a run's samples by the analysis (slmlab.metrics.text
 
 from __future__ import annotations
 
-from slmlab.judge.base import Candidate, JudgeSettings, PlainJudge, register_judge
+from slmlab.judge.base import Candidate, PlainJudge, register_judge
 from slmlab.judgement import Judgement
 from slmlab.metrics.textsim import sentence_bleu
 
 
 @register_judge("similarity")
 class SimilarityJudge(PlainJudge):
-    def __init__(self, settings: JudgeSettings):
-        self.settings = settings
-
-    def describe(self) -> str:
-        return "judge: similarity to the reference (sentence BLEU)"
+    description = "similarity to the reference (sentence BLEU)"
 
     def judge_one(self, candidate: Candidate) -> Judgement:
         reference = candidate.task.reference

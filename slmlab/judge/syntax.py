@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from slmlab.execute.syntax import check_many
-from slmlab.judge.base import Candidate, JudgeSettings, StatelessJudge, register_judge
+from slmlab.judge.base import Candidate, StatelessJudge, register_judge
 from slmlab.judgement import Judgement
 
 
@@ -19,11 +19,7 @@ def _verdict_judgement(verdict, empty: bool) -> Judgement:
 
 @register_judge("syntax")
 class SyntaxJudge(StatelessJudge):
-    def __init__(self, settings: JudgeSettings):
-        self.settings = settings
-
-    def describe(self) -> str:
-        return "judge: syntax (the language's own checker)"
+    description = "syntax (the language's own checker)"
 
     def judge(self, candidates: Sequence[Candidate], on_result: Callable[[int, Judgement], None]) -> None:
         by_language: dict[str, list[int]] = {}
