@@ -189,20 +189,23 @@ def run_command(
 def runs_command(
     out: Annotated[Path, typer.Option(help="folder of the run store")] = Path("slmlab-runs"),
 ) -> None:
-    """List the runs in a store, with their model, benchmark and pass@1."""
+    """List the runs in a store, of every kind, with what they ran and their pass@1."""
     from rich.table import Table
 
-    from slmlab.eval.lookup import open_store
+    from slmlab.eval.lookup import describe_config, open_store
+    from slmlab.pipeline.summary import RunSummary
 
     with open_store(out) as store:
         table = Table(title=f"Runs in {store.path}")
-        for column in ("run", "model", "benchmark", "samples", "checked", "pass@1", "finished"):
+        for column in ("run", "what", "samples", "judged", "pass@1", "finished"):
             table.add_column(column)
         for run in store.runs():
             config = store.run_config(run["run_id"])
             p1 = store.metrics(run["run_id"]).get("pass_at_k", {}).get("1")
-            table.add_row(run["run_id"], escape(str(config.get("model", ""))), escape(str(config.get("benchmark", ""))),
-                          str(run["samples"]), str(run["checked"]),
+            if p1 is None and run["checked"]:  # runs that store no metrics (study views, trials): from their judgements
+                found = RunSummary(run["run_id"], config, list(store.samples(run["run_id"])), (1,)).pass_at_k().get(1)
+                p1 = vars(found) if found else None
+            table.add_row(run["run_id"], escape(describe_config(config)), str(run["samples"]), str(run["checked"]),
                           f"{p1['value']:.3f} [{p1['low']:.3f}, {p1['high']:.3f}]" if p1 else "-",
                           "yes" if run["finished"] else "no")  # fmt: skip
         console.print(table)

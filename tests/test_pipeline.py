@@ -242,6 +242,11 @@ def test_compare_reads_eval_runs_budget_views_and_lora_trials_alike(tmp_path):
         text = " ".join(done.stdout.split())
         assert f"A: {runs[a]}" in text and f"B: {runs[b]}" in text and alone in text, (a, b, text)
     assert "budget 8" in slmlab("compare", runs["eval"], runs["code view"], "--out", str(tmp_path)).stdout
+    listing = slmlab("runs", "--out", str(tmp_path), env={"COLUMNS": "250"}).stdout
+    rows = {line.split("│")[1].strip(): line for line in listing.splitlines() if line.count("│") > 5}
+    expected = {"eval": "0.667", "code view": "0.167", "math view 1": "0.167", "math view 2": "1.000", "trial 2": "1.000"}
+    for name, rate in expected.items():  # every kind of run with its pass@1, from its judgements
+        assert rate in rows[runs[name]], (name, rows[runs[name]])
 
 
 def test_the_similarity_judge_scores_against_the_reference_without_a_verdict():
