@@ -53,7 +53,7 @@ def _problems(error: ValidationError, fields, flags: bool = False) -> list[dict]
                  "missing": items[0]["type"] == "missing"}  # fmt: skip
         if unknown:
             allowed = list(_fields_at(fields, parent) or [])
-            entry["suggestion"] = _closest(str(name), allowed)
+            entry["suggestion"] = closest_name(str(name), allowed)
             where = f"'{prefix}.{name}'" if prefix else f"'{name}'"
             if entry["suggestion"]:
                 meant = f"{prefix}.{entry['suggestion']}" if prefix else entry["suggestion"]
@@ -93,7 +93,7 @@ def _given(item: dict) -> str:
     return f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
 
 
-def _closest(name: str, allowed: list[str]) -> str | None:
+def closest_name(name: str, allowed: list[str]) -> str | None:
     """The valid field a mistyped key most likely meant: dashes for underscores, then difflib."""
     if name.replace("-", "_") in allowed:
         return name.replace("-", "_")

@@ -4,6 +4,7 @@ eval` driven end to end by a backend that is one class (no torch, no model)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,22 @@ def test_the_local_executor_runs_each_call_in_its_own_process_and_says_which_fai
     assert failed.value.index == 1 and isinstance(failed.value.error, ValueError)
     with pytest.raises(UserError, match="unknown executor 'ray'"):
         make_executor("ray")
+
+
+def test_a_config_gives_its_sections_nested_or_flat_with_the_same_identity():
+    from slmlab.eval.config import make_config
+    from slmlab.studies.budget import BudgetStudyConfig
+
+    nested = make_config({"model": "m", "sampling": {"temperature": 0.8, "seed": 7}, "execution": {"sandbox": "process"},
+                          "engine": {"dtype": "float32"}, "paths": {"out": "elsewhere"}})  # fmt: skip
+    flat = make_config({"model": "m", "temperature": 0.8, "seed": 7, "sandbox": "process", "dtype": "float32",
+                        "out": "elsewhere"})  # fmt: skip
+    assert nested == flat and nested.identity() == flat.identity()
+    assert nested.section("sampling") == SamplingParams(temperature=0.8, seed=7)
+    assert BudgetStudyConfig(execution={"timeout": 2.0}).judge_settings(match="strict").timeout == 2.0
+    for values, problem in [({"sampling": {"temprature": 1}}, "unknown field 'sampling.temprature' (did you mean "
+                                                              "'sampling.temperature'?)"),
+                            ({"temperature": 1, "sampling": {"temperature": 2}}, "'temperature' is given twice"),
+                            ({"sampling": 5}, "sampling: give a mapping of its fields")]:  # fmt: skip
+        with pytest.raises(UserError, match=re.escape(f"cfg.yaml: {problem}")):
+            make_config({"model": "m", **values}, "cfg.yaml")

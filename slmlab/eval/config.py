@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 from slmlab.models.trained import trained_weights_sha256
-from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings
+from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings, Sectioned
 from slmlab.tasks.registry import benchmark_names
 from slmlab.validation import describe_error, read_yaml_mapping
 
@@ -20,7 +20,7 @@ PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device"
 
 
 # pydantic lists a base's fields before those of the bases before it: model first, paths last.
-class EvalConfig(PathSettings, ExecutionSettings, SamplingParams, ModelSettings):
+class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, ModelSettings):
     """`slmlab eval`: the shared sections (model, sampling, execution, paths) and what is the eval's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,7 +73,7 @@ class EvalConfig(PathSettings, ExecutionSettings, SamplingParams, ModelSettings)
         return sorted(set(ks))
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(**{name: getattr(self, name) for name in SamplingParams.model_fields})
+        return self.section("sampling")
 
     def identity(self) -> dict:
         """What defines the run: the same identity resumes the same run."""

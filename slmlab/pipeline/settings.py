@@ -4,9 +4,15 @@ written. `slmlab eval`, `slmlab run CONFIG.yaml` and the study configs are made 
 `slmlab eval`'s flags are derived from their fields (slmlab.cli_options), so a default or a help
 text lives in one place.
 
-A config composes the sections as pydantic bases, so a YAML file names their fields at its top
-level (`model:`, `temperature:`, `sandbox:`), as every config written before the sections did, and
-a run's identity is unchanged by them.
+A config composes the sections as pydantic bases (`Sectioned` first), so a YAML file gives a
+section's fields either nested under the section's name or at its top level, as every config
+written before the sections did; a run's identity is the same either way:
+
+    model: qwen2.5-coder-0.5b-instruct        model: qwen2.5-coder-0.5b-instruct
+    benchmark: humaneval                      benchmark: humaneval
+    sampling: {temperature: 0.8, seed: 7}     temperature: 0.8
+    execution: {sandbox: process}             seed: 7
+                                              sandbox: process
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from slmlab.generate.params import SamplingParams
 from slmlab.judge.base import JudgeSettings
+from slmlab.validation import closest_name
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 SANDBOXES = ("auto", "bwrap", "process", "subprocess")
@@ -74,3 +82,38 @@ class PathSettings(BaseModel):
 
     data_dir: str | None = Field(None, description="folder holding mbpp/ and gsm8k/ (default: $SLMLAB_DATA)")
     out: str = Field("slmlab-runs", description="folder of the run store and reports")
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"engine": ModelSettings, "sampling": SamplingParams,
+                                        "execution": ExecutionSettings, "paths": PathSettings}  # fmt: skip
+
+
+class Sectioned(BaseModel):
+    """A config made of sections reads each section's fields nested under its name, or at the top."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_sections(cls, values):
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for name, section in SECTIONS.items():
+            if name not in values or name in cls.model_fields or not issubclass(cls, section):
+                continue
+            given, allowed = values.pop(name), list(section.model_fields)
+            if not isinstance(given, dict):
+                raise ValueError(f"{name}: give a mapping of its fields ({', '.join(allowed)})")
+            for key in given:
+                if key not in allowed:
+                    meant = closest_name(str(key), allowed)
+                    hint = f"did you mean '{name}.{meant}'?" if meant else f"it holds {', '.join(allowed)}"
+                    raise ValueError(f"unknown field '{name}.{key}' ({hint})")
+                if key in values:
+                    raise ValueError(f"'{key}' is given twice: at the top and under {name}")
+            values.update(given)
+        return values
+
+    def section(self, name: str) -> BaseModel:
+        """One section of this config as its own model (`config.section("sampling")`: SamplingParams)."""
+        model = SECTIONS[name]
+        return model(**{field: getattr(self, field) for field in model.model_fields})

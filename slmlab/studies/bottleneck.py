@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from slmlab.eval.config import EvalConfig
-from slmlab.pipeline.settings import ExecutionSettings, PathSettings
+from slmlab.pipeline.settings import ExecutionSettings, PathSettings, Sectioned
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 from slmlab.studies.configs import load_config
@@ -45,7 +45,7 @@ class InterventionConfig(BaseModel):
     scales: list[float] | None = None
 
 
-class BottleneckConfig(ExecutionSettings, PathSettings):
+class BottleneckConfig(Sectioned, ExecutionSettings, PathSettings):
     """The shared sections (execution, paths) and the study's own settings; its models all run with
     the same decoding, given here once."""
 
