@@ -276,6 +276,19 @@ class Store:
         ).fetchall()
         return [_sample(row) for row in rows]
 
+    def sample_rows(self, run_id: str, keys: Iterable[tuple[str, int]]) -> list[SampleRow]:
+        """The stored samples of these (task_id, sample_index) keys (absent ones are skipped)."""
+        found = []
+        for task_id, index in keys:
+            row = self.db.execute(
+                "SELECT task_id, sample_index, seed, prompt, completion, generation, judgement FROM samples "
+                "WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+                (run_id, task_id, index),
+            ).fetchone()
+            if row is not None:
+                found.append(_sample(row))
+        return found
+
     def set_judgement(self, run_id: str, task_id: str, sample_index: int, judgement: Judgement) -> None:
         self.db.execute(
             "UPDATE samples SET judgement = ? WHERE run_id = ? AND task_id = ? AND sample_index = ?",

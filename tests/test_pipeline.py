@@ -310,3 +310,28 @@ def test_a_config_gives_its_sections_nested_or_flat_with_the_same_identity():
                             ({"sampling": 5}, "sampling: give a mapping of its fields")]:  # fmt: skip
         with pytest.raises(UserError, match=re.escape(f"cfg.yaml: {problem}")):
             make_config({"model": "m", **values}, "cfg.yaml")
+
+
+def test_judging_alongside_generation_stores_the_same_judgements(tmp_path):
+    planned = plan(TASKS, 3, 1, _prompt)
+    results = {}
+    for overlap in (False, True):
+        console = Console(record=True, width=200)
+        with Store(tmp_path / f"{overlap}.db") as store, make_judge("even-seed") as judge:
+            run_id, _ = store.open_run("eval", {"toy": 1})
+            generated, judged = run.generate_and_judge(store, run_id, planned, FakeGenerator(), SamplingParams(),
+                                                       console, {t.task_id: t for t in TASKS}, judge, overlap)  # fmt: skip
+            results[overlap] = [(s.task_id, s.sample_index, s.judgement) for s in store.samples(run_id)]
+        assert (generated.samples, judged) == (12, 12)
+        assert ("judging alongside generation: 12 samples" in console.export_text()) is overlap
+    assert results[True] == results[False]
+
+
+def test_slmlab_eval_judges_alongside_a_generator_that_leaves_the_cpu_free(tmp_path, reference_backend, monkeypatch):
+    from slmlab.eval import make_config, run_eval
+
+    monkeypatch.setattr(reference_backend, "overlaps_judging", True, raising=False)
+    config = make_config({"model": str(tmp_path), "backend": "reference", "benchmark": "minibench", "limit": 4,
+                          "sandbox": "process", "k": [1], "out": str(tmp_path / "runs")})  # fmt: skip
+    result = run_eval(config, QUIET)
+    assert result.executed == 4 and result.summary.by_task == {f"minibench/{i}": [i % 2 == 0] for i in range(4)}

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from slmlab.eval.config import EvalConfig
-from slmlab.judge import JudgeSettings, make_judge
+from slmlab.judge import make_judge
 from slmlab.pipeline import run
 from slmlab.pipeline.plan import Planned, plan
 from slmlab.pipeline.summary import RunSummary
@@ -72,8 +72,9 @@ def _plan(config: EvalConfig, benchmark, tasks: list[Task], mode: str, tokenizer
 
 
 def _generate(config: EvalConfig, opened, benchmark, planned: list[Planned], mode: str, store: Store,
-              run_id: str, console: Console) -> dict:  # fmt: skip
-    """Generate the missing samples through the pipeline. Returns the setup used."""
+              run_id: str, console: Console, tasks: dict[str, Task], judge) -> tuple[dict, int]:  # fmt: skip
+    """Generate the missing samples through the pipeline, judging them alongside where the generator
+    leaves the CPU free. Returns the setup used and how many samples were judged."""
     generator, steering, capture = opened
     setup = {**generator.setup(), "prompt_mode": mode, "stops": list(planned[0].stops) if planned else []}
     converted = getattr(getattr(generator, "loaded", None), "converted", False)
@@ -96,14 +97,16 @@ def _generate(config: EvalConfig, opened, benchmark, planned: list[Planned], mod
     def extract(task: Task, text: str):
         return benchmark.extract(task, text, mode, config.sanitize)
 
+    overlap = getattr(generator, "overlaps_judging", False)
+    if overlap:
+        console.print(escape(judge.describe()))
     with contextlib.ExitStack() as hooks:
         for part in (writer, steering, capture):  # left in the reverse order: steering before capture
             if part is not None:
                 hooks.enter_context(part)
-        done = run.generate(
-            store, run_id, planned, generator, config.sampling(), console, extract, writer=writer
-        )
-    return {**setup, **done.speed()}
+        done, judged = run.generate_and_judge(store, run_id, planned, generator, config.sampling(), console, tasks,
+                                              judge, overlap, extract=extract, writer=writer)  # fmt: skip
+    return {**setup, **done.speed()}, judged
 
 
 def _ranges(layers: list[int]) -> str:
@@ -112,10 +115,6 @@ def _ranges(layers: list[int]) -> str:
         if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1))
         else ",".join(map(str, layers))
     )
-
-
-def judge_settings(config: EvalConfig) -> JudgeSettings:
-    return JudgeSettings(sandbox=config.sandbox, timeout=config.timeout, workers=config.workers)
 
 
 def run_eval(config: EvalConfig, console: Console) -> EvalResult:
@@ -144,17 +143,19 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
             console.print(
                 "[yellow]note: greedy decoding (temperature 0) gives n identical samples per task[/yellow]"
             )
-        if missing:
-            from slmlab.tasks.prompts import choose_mode
+        by_id = {t.task_id: t for t in tasks}
+        with make_judge(benchmark.judge, config.judge_settings()) as judge:
+            executed = 0
+            if missing:
+                from slmlab.tasks.prompts import choose_mode
 
-            mode = choose_mode(config.prompt_mode, config.model, opened[0].tokenizer)
-            planned = _plan(config, benchmark, tasks, mode, opened[0].tokenizer)
-            setup = _generate(config, opened, benchmark, planned, mode, store, run_id, console)
-            store.set_metric(run_id, "generation_setup", setup)
-        with make_judge(benchmark.judge, judge_settings(config)) as judge:
+                mode = choose_mode(config.prompt_mode, config.model, opened[0].tokenizer)
+                planned = _plan(config, benchmark, tasks, mode, opened[0].tokenizer)
+                setup, executed = _generate(config, opened, benchmark, planned, mode, store, run_id, console, by_id, judge)
+                store.set_metric(run_id, "generation_setup", setup)
             if store.unjudged(run_id):
                 console.print(escape(judge.describe()))
-            executed = run.judge(store, run_id, {t.task_id: t for t in tasks}, judge, console)
+            executed += run.judge(store, run_id, by_id, judge, console)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)), tuple(config.k))
         for name, value in summary.metrics().items():
             store.set_metric(run_id, name, value)

@@ -59,6 +59,9 @@ class Generator(Protocol):
     name: str  # the backend's name: hf, ...
     capabilities: frozenset[str]  # a subset of CAPABILITIES
     tokenizer: Any  # renders chat templates and decodes token ids (None where the engine keeps its own)
+    # Optional, default False: the engine computes off the CPU (a GPU, a server), so samples are
+    # judged alongside generation (slmlab.pipeline.run.generate_and_judge).
+    overlaps_judging: bool
 
     @staticmethod
     def identify(model: str) -> tuple[str | None, str]: ...  # (weights' sha256 if known, their source)

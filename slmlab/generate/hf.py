@@ -37,6 +37,11 @@ class HFGenerator:
         resolved = resolve(model, download=True)
         return resolved.sha256, resolved.source
 
+    @property
+    def overlaps_judging(self) -> bool:
+        """Whether judging alongside generation helps: on a GPU the CPU's cores are free for it."""
+        return self.model.device.type != "cpu"
+
     def setup(self) -> dict:
         resolved = self.loaded.resolved
         return {"backend": self.name, "engine_version": f"transformers {metadata.version('transformers')}",

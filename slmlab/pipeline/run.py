@@ -2,12 +2,16 @@
 moment it finishes) and judge the samples it holds without a judgement (each stored the moment it is
 known). Both are idempotent: a run killed at any point resumes with what is missing.
 
-Judging follows generation instead of overlapping it: on a CPU both stages want every core, and
-judging takes under 1% of an eval's time (the sandbox runs a HumanEval sample in milliseconds).
+Judging overlaps generation where that helps (`generate_and_judge(overlap=True)`): a generator that
+computes elsewhere than on the CPU (a GPU, a server) leaves the cores to the sandbox, so samples
+are judged while the rest are generated. On a CPU both stages want every core, and judging takes
+under 1% of an eval's time (the sandbox runs a HumanEval sample in milliseconds): there it follows.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,11 +62,13 @@ def generation_record(generation: Generation, completion: Completion, keep_ids: 
 
 def generate(store: Store, run_id: str, planned: list[Planned], generator: Generator | Callable[[], Generator], params: SamplingParams,
              console: Console, extract: Extract = keep_text, keep_ids: bool = False, writer=None,
-             label: str = "generating", annotate: Callable[[Planned], dict] | None = None) -> Generated:  # fmt: skip
+             label: str = "generating", annotate: Callable[[Planned], dict] | None = None,
+             on_stored: Callable[[tuple[str, int]], None] | None = None) -> Generated:  # fmt: skip
     """Generate the planned samples the run lacks, with `generator` (or a function that opens it, called
     only when something is missing). `keep_ids`: store the generated token ids;
     `writer`: an activation writer for the generations' captured activations (indexed with the
-    sample, in one transaction); `annotate`: what else a study keeps with each sample."""
+    sample, in one transaction); `annotate`: what else a study keeps with each sample; `on_stored`:
+    told each sample's key once it is stored."""
     missing = set(store.missing(run_id, [p.key for p in planned]))
     todo = [p for p in planned if p.key in missing]
     if not todo:
@@ -83,6 +89,8 @@ def generate(store: Store, run_id: str, planned: list[Planned], generator: Gener
                                                record, None),
                              (where.row, where.token_start, where.n_tokens) if where else None)  # fmt: skip
             meter.sample(generation.tokens)
+            if on_stored is not None:
+                on_stored(p.key)
 
         generator.generate([p.request() for p in todo], params, store_sample, on_step=meter.step)
     return Generated(len(todo), meter.estimate.tokens, time.monotonic() - started)
@@ -109,3 +117,66 @@ def judge(store: Store, run_id: str, tasks: dict[str, Task], judge: Judge, conso
 
         judge.judge([candidate(tasks[row.task_id], row) for row in rows], store_judgement)
     return len(rows)
+
+
+class _JudgingAlongside:
+    """Judges samples in a thread while they are generated: each stored sample's key is queued, and
+    the thread judges whatever has queued up, batch by batch, through its own connection to the
+    store (SQLite serialises the two writers). What it leaves (an error, an interruption) is judged
+    by the judging stage that follows."""
+
+    def __init__(self, store: Store, run_id: str, tasks: dict[str, Task], judge: Judge, candidate):
+        self.path, self.run_id, self.tasks, self.judge, self.candidate = store.path, run_id, tasks, judge, candidate
+        self.keys: queue.SimpleQueue = queue.SimpleQueue()
+        self.judged = 0
+        self.thread = threading.Thread(target=self._work, name="slmlab-judging", daemon=True)
+
+    def __enter__(self) -> _JudgingAlongside:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.keys.put(None)
+        self.thread.join()
+
+    def _work(self) -> None:
+        try:
+            with Store(self.path) as own:
+                finished = False
+                while not finished:
+                    batch = [self.keys.get()]
+                    while not self.keys.empty():
+                        batch.append(self.keys.get())
+                    finished = None in batch
+                    rows = [r for r in own.sample_rows(self.run_id, [k for k in batch if k is not None])
+                            if r.judgement is None and r.task_id in self.tasks]  # fmt: skip
+                    if rows:
+                        self._judge(own, rows)
+        except Exception:  # noqa: BLE001, S110 - what is left is judged by the stage that follows, which says why it fails
+            return
+
+    def _judge(self, own: Store, rows: list[SampleRow]) -> None:
+        def store_judgement(index: int, judgement) -> None:
+            own.set_judgement(self.run_id, rows[index].task_id, rows[index].sample_index, judgement)
+            self.judged += 1
+
+        self.judge.judge([self.candidate(self.tasks[r.task_id], r) for r in rows], store_judgement)
+
+
+def generate_and_judge(store: Store, run_id: str, planned: list[Planned], generator, params: SamplingParams,
+                       console: Console, tasks: dict[str, Task], judge_with: Judge, overlap: bool = False,
+                       candidate: Callable[[Task, SampleRow], Candidate] = default_candidate,
+                       **options) -> tuple[Generated, int]:  # fmt: skip
+    """Both stages: generate what is missing, judge what is unjudged (while generating, with
+    `overlap`). Returns what was generated and how many samples were judged."""
+    judged = 0
+    if overlap:
+        with _JudgingAlongside(store, run_id, tasks, judge_with, candidate) as alongside:
+            generated = generate(store, run_id, planned, generator, params, console, on_stored=alongside.keys.put,
+                                 **options)  # fmt: skip
+        judged = alongside.judged
+        if judged:
+            console.print(f"{judge_with.verb} alongside generation: {judged} samples")
+    else:
+        generated = generate(store, run_id, planned, generator, params, console, **options)
+    return generated, judged + judge(store, run_id, tasks, judge_with, console, candidate)
