@@ -72,6 +72,7 @@ def files(**contents: str | bytes) -> Callable[[Path], None]:
 def store_with_runs(root: Path, folder: str = "slmlab-runs", *, disjoint: bool = False,
                     unchecked: bool = False) -> None:  # fmt: skip
     """A store with two finished eval runs, eval-aaaa... and eval-bbbb..., one sample per task."""
+    from slmlab.judgement import Judgement
     from slmlab.store import SampleRow, Store
 
     with Store(root / folder / "slmlab.db") as store:
@@ -86,8 +87,9 @@ def store_with_runs(root: Path, folder: str = "slmlab-runs", *, disjoint: bool =
                  time.time(), time.time()),
             )  # fmt: skip
             for i, task in enumerate(tasks):
-                outcome = None if unchecked else {"status": "passed" if i % 2 == 0 else "failed"}
-                store.add_sample(run_id, SampleRow(task, 0, 0, "def f():", "    return 1", {}, outcome))
+                verdict = "passed" if i % 2 == 0 else "failed_assertion"
+                judgement = None if unchecked else Judgement("sandbox", verdict, verdict == "passed")
+                store.add_sample(run_id, SampleRow(task, 0, 0, "def f():", "    return 1", {}, judgement))
 
 
 def two_runs(**kwargs) -> Callable[[Path], None]:
