@@ -14,7 +14,7 @@ from slmlab.errors import UserError
 from slmlab.generate.base import BACKENDS, Generation, Request, register_backend, require
 from slmlab.generate.params import SamplingParams
 from slmlab.judge import Candidate, JudgeSettings, make_judge
-from slmlab.judge.base import JUDGES, PlainJudge, register_judge
+from slmlab.judge.base import PlainJudge, known_judges, register_judge
 from slmlab.judgement import Judgement
 from slmlab.pipeline import run
 from slmlab.pipeline.plan import plan
@@ -118,7 +118,7 @@ def test_asking_a_generator_for_a_capability_it_lacks_is_one_line():
 
 
 def test_judges_are_made_by_name_and_an_unknown_one_is_one_line():
-    assert {"sandbox", "math", "syntax", "collapse", "similarity"} <= set(JUDGES)
+    assert {"sandbox", "math", "syntax", "collapse", "similarity"} <= set(known_judges())
     with pytest.raises(UserError, match="unknown judge 'nope'"):
         make_judge("nope")
 

@@ -19,7 +19,7 @@ _EXPORTS = {
     "open_generator": "slmlab.generate.backends",
     "require": "slmlab.generate.base",
     "SamplingParams": "slmlab.generate.params",
-    "sample_seed": "slmlab.generate.sampling",
+    "sample_seed": "slmlab.generate.params",
     "StopFinder": "slmlab.generate.stops",
     "cut_at_stop": "slmlab.generate.stops",
 }
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from slmlab.generate.backends import BACKENDS, open_generator
     from slmlab.generate.base import CAPABILITIES, FINISH_REASONS, Generation, Generator, Request, require
     from slmlab.generate.engine import BatchGenerator
-    from slmlab.generate.params import SamplingParams
-    from slmlab.generate.sampling import sample_seed
+    from slmlab.generate.params import SamplingParams, sample_seed
     from slmlab.generate.stops import StopFinder, cut_at_stop
 
 __all__ = list(_EXPORTS)

@@ -1,8 +1,17 @@
-"""Decoding settings (no torch import: configs validate before any model is loaded)."""
+"""Decoding settings and per-sample seeds (no torch import: configs validate and runs are planned
+before any model is loaded)."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def sample_seed(seed: int, task_id: str, sample_index: int) -> int:
+    """A sample's own seed, from the run's seed, its task and its index only."""
+    digest = hashlib.sha256(f"{seed}\0{task_id}\0{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class SamplingParams(BaseModel):

@@ -7,17 +7,10 @@ whether the run was resumed. The repetition penalty is transformers' own process
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
-from slmlab.generate.params import SamplingParams
-
-
-def sample_seed(seed: int, task_id: str, sample_index: int) -> int:
-    digest = hashlib.sha256(f"{seed}\0{task_id}\0{sample_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+from slmlab.generate.params import SamplingParams, sample_seed  # noqa: F401  (re-exported)
 
 
 def make_generator(seed: int) -> torch.Generator:

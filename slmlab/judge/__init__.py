@@ -4,12 +4,10 @@
 Judges: `sandbox` (run the code against the task's tests), `math` (the final answer against the
 task's), `syntax` (the language's real checker), `collapse` (seeds 003/004's quality class),
 `similarity` (sentence BLEU against the task's reference). Adding a judge is one file here that
-registers itself, plus its import below.
+registers itself, plus its module's name in `slmlab.judge.base.JUDGE_MODULES` (judges are
+imported when one is first made, so a config check does not pay for the sandbox or the metrics).
 """
 
 from slmlab.judge.base import JUDGES, Candidate, Judge, JudgeSettings, make_judge, register_judge
-
-# Each judge file registers itself when imported.
-from slmlab.judge import collapse, math_answer, sandbox, similarity, syntax  # noqa: E402,F401  isort: skip
 
 __all__ = ["JUDGES", "Candidate", "Judge", "JudgeSettings", "make_judge", "register_judge"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class PlainJudge(StatelessJudge, ABC):
 
 
 JUDGES: dict[str, Callable[[JudgeSettings], Judge]] = {}
+# The modules that register the judges, imported the first time a judge is asked for.
+JUDGE_MODULES = ("sandbox", "math_answer", "syntax", "collapse", "similarity")
 
 
 def register_judge(name: str):
@@ -95,7 +98,14 @@ def register_judge(name: str):
     return add
 
 
+def known_judges() -> dict[str, Callable[[JudgeSettings], Judge]]:
+    """Every registered judge by name (importing the judge modules on first use)."""
+    for module in JUDGE_MODULES:
+        importlib.import_module(f"slmlab.judge.{module}")
+    return JUDGES
+
+
 def make_judge(name: str, settings: JudgeSettings | None = None) -> Judge:
-    if name not in JUDGES:
+    if name not in known_judges():
         raise UserError(f"unknown judge '{name}': choose one of {', '.join(JUDGES)}")
     return JUDGES[name](settings or JudgeSettings())

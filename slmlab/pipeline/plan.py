@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slmlab.generate.base import Request
-from slmlab.generate.sampling import sample_seed
+from slmlab.generate.params import sample_seed
 from slmlab.tasks.base import Task
 from slmlab.tasks.prompts import Prompt
 
