@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 from slmlab.models.trained import trained_weights_sha256
-from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, ModelSettings, PathSettings, Sectioned
 from slmlab.tasks.registry import benchmark_names
 from slmlab.validation import describe_error, read_yaml_mapping
 
@@ -20,7 +20,7 @@ PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device"
 
 
 # pydantic lists a base's fields before those of the bases before it: model first, paths last.
-class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, ModelSettings):
+class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, EngineSettings, ModelSettings):
     """`slmlab eval`: the shared sections (model, sampling, execution, paths) and what is the eval's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,8 +86,8 @@ class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, Mod
         for name in ("capture_layers", "capture_tokens"):
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
-        if identity["backend"] == "hf":
-            identity.pop("backend")  # runs made before backends existed keep their ids
+        identity.pop("backend")
+        identity |= self.engine_identity()
         if self.model.startswith(("ckpt:", "lora:")):  # retrained into the same folder: a new run
             identity["model_weights"] = trained_weights_sha256(self.model)
         return identity

@@ -30,12 +30,11 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 SANDBOXES = ("auto", "bwrap", "process", "subprocess")
 
 
-class ModelSettings(BaseModel):
-    """Which model, on which engine."""
+class EngineSettings(BaseModel):
+    """The engine that runs a model, and how."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, description="built-in name (slmlab models list), hub id, local directory or .gguf")
     backend: str = Field("hf", description="the generator that runs the model: hf (transformers)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto, bfloat16, float16 or float32"
@@ -58,6 +57,19 @@ class ModelSettings(BaseModel):
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
             raise ValueError("give auto, cpu, cuda, cuda:N or mps")
         return value
+
+    def engine_identity(self) -> dict:
+        """What of the engine defines a run's results: the backend, unless it is hf (runs made
+        before backends existed keep their ids). The dtype is part of the config itself."""
+        return {} if self.backend == "hf" else {"backend": self.backend}
+
+
+class ModelSettings(BaseModel):
+    """Which model (a config takes EngineSettings with it: how it runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="built-in name (slmlab models list), hub id, local directory or .gguf")
 
 
 class ExecutionSettings(BaseModel):
@@ -84,7 +96,7 @@ class PathSettings(BaseModel):
     out: str = Field("slmlab-runs", description="folder of the run store and reports")
 
 
-SECTIONS: dict[str, type[BaseModel]] = {"engine": ModelSettings, "sampling": SamplingParams,
+SECTIONS: dict[str, type[BaseModel]] = {"engine": EngineSettings, "sampling": SamplingParams,
                                         "execution": ExecutionSettings, "paths": PathSettings}  # fmt: skip
 
 

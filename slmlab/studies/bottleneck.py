@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from slmlab.eval.config import EvalConfig
-from slmlab.pipeline.settings import ExecutionSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, PathSettings, Sectioned
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 from slmlab.studies.configs import load_config
@@ -45,7 +45,7 @@ class InterventionConfig(BaseModel):
     scales: list[float] | None = None
 
 
-class BottleneckConfig(Sectioned, ExecutionSettings, PathSettings):
+class BottleneckConfig(Sectioned, PathSettings, ExecutionSettings, EngineSettings):
     """The shared sections (execution, paths) and the study's own settings; its models all run with
     the same decoding, given here once."""
 
@@ -60,8 +60,6 @@ class BottleneckConfig(Sectioned, ExecutionSettings, PathSettings):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(384, ge=1)
     seed: int = 1234
-    batch_size: int = Field(64, ge=1)
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     probe_model: str
     probe_benchmark: str | None = None  # default: the first benchmark
     probe_limit: int | None = Field(40, ge=1)
@@ -86,12 +84,14 @@ class BottleneckConfig(Sectioned, ExecutionSettings, PathSettings):
     def eval_config(self, model: str, benchmark: str, **overrides) -> EvalConfig:
         values = dict(model=model, benchmark=benchmark, data_dir=self.data_dir, limit=self.limit, n=self.n,
                       temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                      seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, workers=self.workers, batch_size=self.batch_size,
+                      seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, workers=self.workers,
+                      backend=self.backend, device=self.device, batch_size=self.batch_size,
                       dtype=self.dtype, k=[1], out=self.out)  # fmt: skip
         return EvalConfig(**(values | overrides))
 
     def study_id(self) -> str:
-        return run_key("bottleneck", self.model_dump(exclude={"out", "batch_size", "data_dir", "workers"}))
+        identity = self.model_dump(exclude={"out", "batch_size", "data_dir", "workers", "device", "backend"})
+        return run_key("bottleneck", identity | self.engine_identity())
 
 
 def load_study_config(name_or_path: str | None, overrides: dict) -> BottleneckConfig:

@@ -36,7 +36,7 @@ from rich.markup import escape
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
-from slmlab.pipeline.settings import ExecutionSettings, ModelSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, ModelSettings, PathSettings, Sectioned
 from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.studies import budget_analysis as analysis
 from slmlab.studies.configs import load_config
@@ -55,7 +55,7 @@ def _budget_list(values: list[int]) -> list[int]:
     return sorted(set(values))
 
 
-class BudgetStudyConfig(Sectioned, PathSettings, ExecutionSettings, ModelSettings):
+class BudgetStudyConfig(Sectioned, PathSettings, ExecutionSettings, EngineSettings, ModelSettings):
     """The shared sections (model, execution, paths) and the study's own settings."""
 
     model_config = ConfigDict(extra="forbid")
