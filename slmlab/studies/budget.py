@@ -146,7 +146,7 @@ def _tasks(config: BudgetStudyConfig) -> list:
     from slmlab.tasks.registry import load_benchmark
 
     tasks = load_benchmark(config.benchmark, config.data_dir)[: config.num_samples]
-    if config.shots:
+    if config.shots and tasks:  # the few-shot examples' data too (GSM8K's train split)
         config.benchmark_spec.shots(tasks[0], tasks, config.shots, config.seed, config.data_dir)
     return tasks
 
