@@ -93,6 +93,15 @@ def test_completion_cannot_swallow_the_tests():
     assert outcome.status is Status.SYNTAX_ERROR
 
 
+def test_a_correct_program_with_a_non_string_key_in_its_globals_passes():
+    """globals()[1] = ... is legal Python: the runner must not take it for its own failure."""
+    right = Program("def f():\n    return 1\nglobals()[1] = 'one'\nglobals()[(2, 3)] = f\n", "assert f() == 1\n")
+    wrong = Program("def f():\n    return 2\nglobals()[1] = 'one'\n", "assert f() == 1\n")
+    with Executor("process") as ex:
+        outcomes = ex.run([right, wrong])
+    assert [o.status for o in outcomes] == [Status.PASSED, Status.FAILED_ASSERTION]
+
+
 @pytest.mark.parametrize("tier", ["process", "subprocess"])
 def test_code_compiled_by_the_worker_reports_as_if_compiled_in_the_sandbox(tier):
     programs = [

@@ -174,8 +174,9 @@ def run_program(definitions: str, tests: str, entry_point: str | None = None, te
     except BaseException as exc:
         return classify_exception(exc, "definition")
 
-    test_namespace = {k: v for k, v in namespace.items()
-                      if (k not in _BUILTIN_NAMES or k == entry_point) and not k.startswith("__")}  # fmt: skip
+    # Only names go on to the tests: a program may put any key into its globals (globals()[1] = ...).
+    test_namespace = {k: v for k, v in namespace.items() if isinstance(k, str)
+                      and (k not in _BUILTIN_NAMES or k == entry_point) and not k.startswith("__")}  # fmt: skip
     test_namespace.update(__name__="tests", __builtins__=_TEST_BUILTINS)
     try:
         exec(test_code, test_namespace)
