@@ -102,6 +102,17 @@ def default_candidate(task: Task, row: SampleRow) -> Candidate:
     )
 
 
+def _judge_rows(store: Store, run_id: str, rows: list[SampleRow], tasks: dict[str, Task], judge: Judge,
+                candidate: Callable[[Task, SampleRow], Candidate], on_stored: Callable[[], None]) -> None:  # fmt: skip
+    """Judge `rows`, storing each judgement the moment it is known."""
+
+    def store_judgement(index: int, judgement) -> None:
+        store.set_judgement(run_id, rows[index].task_id, rows[index].sample_index, judgement)
+        on_stored()
+
+    judge.judge([candidate(tasks[row.task_id], row) for row in rows], store_judgement)
+
+
 def judge(store: Store, run_id: str, tasks: dict[str, Task], judge: Judge, console: Console,
           candidate: Callable[[Task, SampleRow], Candidate] = default_candidate, label: str | None = None) -> int:  # fmt: skip
     """Judge every stored sample of the run that has no judgement yet; returns how many."""
@@ -109,13 +120,7 @@ def judge(store: Store, run_id: str, tasks: dict[str, Task], judge: Judge, conso
     if not rows:
         return 0
     with Meter(console, label or judge.verb, len(rows)) as meter:
-
-        def store_judgement(index: int, judgement) -> None:
-            row = rows[index]
-            store.set_judgement(run_id, row.task_id, row.sample_index, judgement)
-            meter.sample()
-
-        judge.judge([candidate(tasks[row.task_id], row) for row in rows], store_judgement)
+        _judge_rows(store, run_id, rows, tasks, judge, candidate, meter.sample)
     return len(rows)
 
 
@@ -151,16 +156,12 @@ class _JudgingAlongside:
                     rows = [r for r in own.sample_rows(self.run_id, [k for k in batch if k is not None])
                             if r.judgement is None and r.task_id in self.tasks]  # fmt: skip
                     if rows:
-                        self._judge(own, rows)
+                        _judge_rows(own, self.run_id, rows, self.tasks, self.judge, self.candidate, self._count)
         except Exception:  # noqa: BLE001, S110 - what is left is judged by the stage that follows, which says why it fails
             return
 
-    def _judge(self, own: Store, rows: list[SampleRow]) -> None:
-        def store_judgement(index: int, judgement) -> None:
-            own.set_judgement(self.run_id, rows[index].task_id, rows[index].sample_index, judgement)
-            self.judged += 1
-
-        self.judge.judge([self.candidate(self.tasks[r.task_id], r) for r in rows], store_judgement)
+    def _count(self) -> None:
+        self.judged += 1
 
 
 def generate_and_judge(store: Store, run_id: str, planned: list[Planned], generator, params: SamplingParams,

@@ -177,10 +177,10 @@ def _score(generator, language: str, test_pairs, config: LoraStudyConfig, store:
 
     planned = plan(tasks, 1, 0, lambda task: Prompt(task.prompt, chat=False), add_special_tokens=False)
     params = SamplingParams(temperature=0.0, max_new_tokens=config.max_new_tokens)
-    run.generate(store, run_id, planned, generator, params, console, body,
-                 annotate=lambda p: {"reference": p.task.reference})  # fmt: skip
     with make_judge("syntax") as judge:
-        run.judge(store, run_id, {t.task_id: t for t in tasks}, judge, console, candidate=whole_function)
+        run.generate_and_judge(store, run_id, planned, generator, params, console, {t.task_id: t for t in tasks},
+                               judge, candidate=whole_function, extract=body,
+                               annotate=lambda p: {"reference": p.task.reference})  # fmt: skip
     rows = list(store.samples(run_id))
     samples = _samples(rows)
     return {"syntax_checker": sorted({row.judgement.category or "none" for row in rows}),

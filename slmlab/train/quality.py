@@ -57,9 +57,8 @@ def evaluate_quality(model: str, generator, prompts: list[dict], store: Store, p
     run_id, _ = store.open_run("quality", identity)
     planned = plan(tasks, samples, params.seed, lambda task: Prompt(prefix + task.prompt, chat=False),
                    add_special_tokens=False)  # fmt: skip
-    run.generate(store, run_id, planned, generator, params, console)
     with make_judge("collapse") as judge:
-        run.judge(store, run_id, {t.task_id: t for t in tasks}, judge, console)
+        run.generate_and_judge(store, run_id, planned, generator, params, console, {t.task_id: t for t in tasks}, judge)
     store.finish_run(run_id)
     place = {task.task_id: i for i, task in enumerate(tasks)}
     rows = sorted(store.samples(run_id), key=lambda r: (place.get(r.task_id, len(place)), r.sample_index))
