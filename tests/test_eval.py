@@ -38,6 +38,7 @@ def test_eval_end_to_end_writes_store_report_figures_and_samples(tmp_path, tiny_
                              "--max-new-tokens", "24", "--k", "1,2"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "pass@k" in done.stdout and "Outcomes" in done.stdout and "Generation quality" in done.stdout
+    assert "sandbox: " in done.stdout  # the isolation tier the verdicts came from is said
     report = Path(done.stdout.strip().splitlines()[-1].split("report: ")[-1])
     assert report.is_file() and report.name == "report.html"
     html = report.read_text()

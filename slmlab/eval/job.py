@@ -98,8 +98,6 @@ def _generate(config: EvalConfig, opened, benchmark, planned: list[Planned], mod
         return benchmark.extract(task, text, mode, config.sanitize)
 
     overlap = getattr(generator, "overlaps_judging", False)
-    if overlap:
-        console.print(escape(judge.describe()))
     with contextlib.ExitStack() as hooks:
         for part in (writer, steering, capture):  # left in the reverse order: steering before capture
             if part is not None:
@@ -145,7 +143,6 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
             )
         by_id = {t.task_id: t for t in tasks}
         with make_judge(benchmark.judge, config.judge_settings()) as judge:
-            executed = 0
             if missing:
                 from slmlab.tasks.prompts import choose_mode
 
@@ -153,9 +150,8 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
                 planned = _plan(config, benchmark, tasks, mode, opened[0].tokenizer)
                 setup, executed = _generate(config, opened, benchmark, planned, mode, store, run_id, console, by_id, judge)
                 store.set_metric(run_id, "generation_setup", setup)
-            if store.unjudged(run_id):
-                console.print(escape(judge.describe()))
-            executed += run.judge(store, run_id, by_id, judge, console)
+            else:  # stored before, not judged yet (a run stopped while judging)
+                executed = run.judge(store, run_id, by_id, judge, console)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)), tuple(config.k))
         for name, value in summary.metrics().items():
             store.set_metric(run_id, name, value)

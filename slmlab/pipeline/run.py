@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 
 from slmlab.generate.base import Generation, Generator
 from slmlab.generate.params import SamplingParams
@@ -114,11 +115,15 @@ def _judge_rows(store: Store, run_id: str, rows: list[SampleRow], tasks: dict[st
 
 
 def judge(store: Store, run_id: str, tasks: dict[str, Task], judge: Judge, console: Console,
-          candidate: Callable[[Task, SampleRow], Candidate] = default_candidate, label: str | None = None) -> int:  # fmt: skip
-    """Judge every stored sample of the run that has no judgement yet; returns how many."""
+          candidate: Callable[[Task, SampleRow], Candidate] = default_candidate, label: str | None = None,
+          describe: bool = True) -> int:  # fmt: skip
+    """Judge every stored sample of the run that has no judgement yet, saying first what judges
+    (`describe`: the sandbox's tier); returns how many."""
     rows = [row for row in store.unjudged(run_id) if row.task_id in tasks]
     if not rows:
         return 0
+    if describe:
+        console.print(escape(judge.describe()))
     with Meter(console, label or judge.verb, len(rows)) as meter:
         _judge_rows(store, run_id, rows, tasks, judge, candidate, meter.sample)
     return len(rows)
@@ -172,6 +177,7 @@ def generate_and_judge(store: Store, run_id: str, planned: list[Planned], genera
     `overlap`). Returns what was generated and how many samples were judged."""
     judged = 0
     if overlap:
+        console.print(escape(judge_with.describe()))
         with _JudgingAlongside(store, run_id, tasks, judge_with, candidate) as alongside:
             generated = generate(store, run_id, planned, generator, params, console, on_stored=alongside.keys.put,
                                  **options)  # fmt: skip
@@ -180,4 +186,4 @@ def generate_and_judge(store: Store, run_id: str, planned: list[Planned], genera
             console.print(f"{judge_with.verb} alongside generation: {judged} samples")
     else:
         generated = generate(store, run_id, planned, generator, params, console, **options)
-    return generated, judged + judge(store, run_id, tasks, judge_with, console, candidate)
+    return generated, judged + judge(store, run_id, tasks, judge_with, console, candidate, describe=not overlap)

@@ -31,7 +31,6 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 from rich.console import Console
-from rich.markup import escape
 
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
@@ -243,10 +242,11 @@ def _view_runs(config: BudgetStudyConfig, store: Store, gen_run: str, tasks: lis
                                                 "budget": budget, "whole_program": completion.whole_program}, None))  # fmt: skip
         console.print(f"cut {len(pending)} solutions at {len({p[0] for p in pending})} budgets")
     with make_judge(spec.judge, config.judge_settings(match=config.match)) as judge:
-        if any(store.unjudged(runs[budget]) for budget in budgets):
-            console.print(escape(judge.describe()))
+        described = False
         for budget in budgets:
-            run.judge(store, runs[budget], by_id, judge, console, label=f"judging at {budget} tokens")
+            judged = run.judge(store, runs[budget], by_id, judge, console, label=f"judging at {budget} tokens",
+                               describe=not described)  # fmt: skip
+            described = described or bool(judged)
     return runs
 
 
