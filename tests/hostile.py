@@ -54,6 +54,20 @@ HOSTILE = [
         "sandbox_violation",
         gap="network",
     ),
+    _h(  # a host service on a pathname socket (docker, D-Bus), world-writable
+        "unix_socket_to_host_service",
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({unix_socket!r})\ns.sendall(b'pwned')\n" + GOOD,
+        "sandbox_violation", "runtime_error",  # runtime_error: bwrap, where the path does not exist
+        gap="unix_sockets",
+    ),
+    _h(  # 6 x 300 MB against a 1 GiB limit, each process under it: the tree's total must be bounded
+        "memory_spread_over_processes",
+        "import os, time\nkids = []\nfor _ in range(6):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = b'x' * (300 << 20)\n        time.sleep(0.6)\n        os._exit(0)\n    kids.append(pid)\n"
+        "held = sum(1 for pid in kids if os.waitpid(pid, 0)[1] == 0)\nprint('held', held)\n" + GOOD,
+        "passed", "memory_exceeded",
+        gap="per_sample_limits",
+    ),
     _h(
         "kill_parent",
         "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + GOOD,

@@ -51,7 +51,7 @@ def test_the_runners_own_record_decides_when_nothing_else_happened(status):
 def test_killed_at_the_wall_clock_deadline_is_a_timeout():
     outcome = classify(result(), NONCE, killed(signal.SIGKILL), Usage(0.1), LIMITS, Seen(timed_out=True))
     assert outcome.status is Status.TIMEOUT
-    assert "2 s (wall clock)" in outcome.detail
+    assert "2 s of its own time" in outcome.detail
 
 
 def test_a_timeout_beats_a_record_written_after_the_deadline():

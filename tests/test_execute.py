@@ -14,6 +14,7 @@ import pytest
 from slmlab.eval.scoring import evaluate_samples, reference_timeouts
 from slmlab.execute import Executor, Limits, Program, Status, zygote
 from slmlab.execute.samples import read_samples
+from slmlab.execute.tiers import detect as detect_tiers
 from slmlab.tasks import load_benchmark
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -253,7 +254,7 @@ def test_park_all_moves_hung_programs_aside_at_low_priority():
 def test_parked_programs_are_lowered_in_their_own_cpu_group():
     # Each sample is a session, so with autogroups its nice value alone would not yield the CPU.
     report = Program("import time\ntime.sleep(0.8)\nprint(open('/proc/self/autogroup').read())\n", "pass\n")
-    with Executor("process", Limits(timeout_s=3.0, park="idle", park_after_s=0.2), workers=1) as ex:
+    with Executor("process", Limits(timeout_s=3.0, park="all", park_after_s=0.2), workers=1) as ex:
         outcome = ex.run([report])[0]
     assert outcome.passed and outcome.parked
     assert "nice 19" in outcome.stdout
@@ -269,3 +270,71 @@ def test_a_hung_worker_is_replaced_and_no_sample_is_lost():
         elapsed = time.monotonic() - started
     assert all(o.passed for o in outcomes)
     assert elapsed < 15
+
+
+DEEP_TREE = """
+import os
+for _ in range(4000):
+    os.mkdir("d")
+    os.chdir("d")
+os.chmod(".", 0o500)
+""" + "def f(x):\n    return x + 1\n"
+
+
+@pytest.mark.parametrize("tier", [name for name, t in detect_tiers().items() if t.available])
+def test_a_deep_directory_tree_is_cleaned_up_and_stops_nothing(tier):
+    """A sample that leaves a 4,000-level tree (deeper than Python's recursion limit, longer than a
+    path may be): the next samples see an empty directory and closing the executor cannot crash."""
+    executor = Executor(tier, Limits(timeout_s=10), workers=1)
+    base = executor.base_dir
+    try:
+        first, later = executor.run([Program(DEEP_TREE, "assert f(2) == 3\n"),
+                                     Program("import os\nseen = os.listdir('.')\n", "assert seen == [], seen\n")])
+    finally:
+        executor.close()
+    assert first.passed, (first.status, first.detail)
+    assert later.passed, (later.status, later.detail)
+    assert not os.path.exists(base)
+
+
+def test_a_program_that_sleeps_is_not_charged_for_the_cpu_others_use():
+    """Under the default idle parking, a correct program that waits, then computes, is parked at low
+    priority; while busy programs hold both cores it waits for the CPU, and that wait is not its
+    time: it passes (it timed out, with 0.04 s of CPU in 3.3 s, when wall time was all that counted)."""
+    sleeper = "import time\ntime.sleep(0.7)\ntotal = sum(i * i for i in range(3_000_000))\ndef f(x):\n    return x + 1\n"
+    busy = "total = 0\nfor i in range(12_000_000):\n    total += i\ndef f(x):\n    return x + 1\n"
+    programs = [Program(sleeper, "assert f(2) == 3\n")] + [Program(busy, "assert f(2) == 3\n")] * 6
+    with Executor("process", Limits(timeout_s=3.0, park="idle", park_after_s=0.5), workers=2) as executor:
+        outcomes = executor.run(programs)
+    assert outcomes[0].passed, (outcomes[0].status, outcomes[0].detail, outcomes[0].duration_s)
+
+
+MEMORY_SCAN = """
+import ctypes, hashlib, re
+found = False  # the secret is known here only by its hash: its text in this program would be found
+pattern = re.compile(rb"earlier-sample-([0-9a-f]{16})")
+with open("/proc/self/maps") as maps:
+    regions = [line.split() for line in maps]
+for fields in regions:
+    if "r" not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
+        continue
+    start, end = (int(x, 16) for x in fields[0].split("-"))
+    memory = ctypes.string_at(start, end - start)
+    found = found or any(hashlib.sha256(m.group(1)).hexdigest() == DIGEST for m in pattern.finditer(memory))
+def f(x):
+    return x + 1
+"""
+
+
+def test_a_sample_finds_nothing_of_an_earlier_sample_in_its_memory():
+    """Every sample is a copy of its worker's zygote: the request that carried an earlier sample's
+    program is wiped there once that sample is forked, so a later one cannot read the earlier code
+    (say, another sample's correct answer) out of its own memory."""
+    import hashlib
+
+    secret = os.urandom(8).hex()
+    first = f"NOTE = \"earlier-sample-{secret}\"\ndef f(x):\n    return x + 1\n"
+    scan = MEMORY_SCAN.replace("DIGEST", repr(hashlib.sha256(secret.encode()).hexdigest()))
+    with Executor("process", workers=1) as executor:
+        outcomes = executor.run([Program(first, "assert f(2) == 3\n"), Program(scan, "assert not found\n")])
+    assert [o.status for o in outcomes] == [Status.PASSED, Status.PASSED], outcomes[1].detail

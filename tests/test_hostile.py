@@ -21,14 +21,16 @@ TIERS = [name for name, tier in detect().items() if tier.available]
 
 
 class _Listener:
-    """A loopback TCP server that records whatever reaches it."""
+    """A loopback TCP server (or one on a UNIX socket at `path`) that records whatever reaches it."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, path: str | None = None):
+        self.sock = socket.socket(socket.AF_UNIX) if path else socket.socket()
+        self.sock.bind(path or ("127.0.0.1", 0))
+        if path:
+            os.chmod(path, 0o777)
         self.sock.listen(8)
         self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        self.port = None if path else self.sock.getsockname()[1]
         self.received: list[bytes] = []
         self.stop = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -78,8 +80,9 @@ def attack(request, tmp_path_factory):
     (harness_dir / "results.jsonl").chmod(0o666)
     outside_file = str(root / f"pwned-{tier}")
     os.environ["SLMLAB_TEST_SECRET"] = secret = f"secret-{os.getpid()}-{tier}"
-    listener = _Listener()
+    listener, unix_listener = _Listener(), _Listener(str(root / "host-service.sock"))
     fill = {"outside_file": outside_file, "harness_dir": str(harness_dir), "port": listener.port,
+            "unix_socket": str(root / "host-service.sock"),
             "harness_pid": os.getpid()}  # fmt: skip
     programs = [Program(h.code.format(**fill), h.tests, entry_point="f") for h in HOSTILE]
     executor = Executor(tier, Limits(timeout_s=2.0, memory_mb=1024, park_after_s=0.3), workers=2)
@@ -93,10 +96,11 @@ def attack(request, tmp_path_factory):
         leftovers = _descendants_of(workers) - {pid for w in workers for pid in zygote.zygotes_of(w)}
         yield {"tier": detect()[tier], "outcomes": dict(zip([h.name for h in HOSTILE], outcomes, strict=True)),
                "after": after, "leftovers": leftovers, "outside_file": outside_file, "harness_dir": harness_dir,
-               "listener": listener, "secret": secret, "elapsed": elapsed}  # fmt: skip
+               "listener": listener, "unix_listener": unix_listener, "secret": secret, "elapsed": elapsed}  # fmt: skip
     finally:
         executor.close()
         listener.close()
+        unix_listener.close()
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.name for h in HOSTILE])
@@ -113,6 +117,10 @@ def test_hostile_program_is_contained_and_classified(attack, hostile):
         assert (attack["harness_dir"] / "results.jsonl").read_text() == "precious\n"
     if hostile.name == "socket_to_loopback":
         assert attack["listener"].received == []
+    if hostile.name == "memory_spread_over_processes" and outcome.passed:
+        assert int(outcome.stdout.split()[-1]) * 300 <= 1024, outcome.stdout
+    if hostile.name == "unix_socket_to_host_service":
+        assert attack["unix_listener"].received == []
     if hostile.name == "read_parent_environment":
         assert attack["secret"] not in outcome.stdout
     if hostile.name in ("infinite_loop", "ignore_sigterm_and_sigalrm"):
@@ -135,8 +143,8 @@ def test_hostile_suite_as_an_ordinary_user(tmp_path):
     script = f"""
 import os, sys
 from slmlab.execute.exposure import expose
-from slmlab.execute.harden import python_read_paths
-expose(python_read_paths())  # a Python under /root must be reachable by the ordinary user
+from slmlab.execute.harden import harness_paths, python_read_paths
+expose(python_read_paths() + harness_paths())  # a Python under /root must be reachable by the ordinary user
 os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
 os.chdir({str(repo)!r})
 os.execv(sys.executable, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",

@@ -158,6 +158,7 @@ def test_the_sandbox_judge_runs_a_program_that_candidates_share_once(monkeypatch
     task = lookup("minibench").load(None)[0]
     seen = []
     with make_judge("sandbox", JudgeSettings(sandbox="process", workers=1)) as judge:
+        judge.convert([task])  # its reference, run once to derive its cases
         real = judge.executor.run
         monkeypatch.setattr(judge.executor, "run", lambda programs, progress: (seen.append(len(programs)), real(programs, progress=progress)))
         found = {}

@@ -14,6 +14,7 @@ import os
 import signal
 from dataclasses import dataclass
 
+from slmlab.execute.cases import HARNESS, compare
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import STARTED_MARKER
@@ -38,6 +39,7 @@ class Seen:
     fresh_interpreter: bool = False  # bwrap, subprocess: it may be killed before the runner starts
     bwrap: bool = False  # bwrap reports its child's fatal signal N as exit status 128 + N
     stderr: str = ""  # what the outcome keeps of stderr: the reason a sandbox did not start
+    memory_exceeded: bool = False  # the kernel killed one of its processes at its group's memory limit
 
 
 def apply_record(outcome: Outcome, record: dict) -> Outcome:
@@ -49,11 +51,15 @@ def apply_record(outcome: Outcome, record: dict) -> Outcome:
     return outcome
 
 
-def read_result(result: bytes, nonce: str) -> tuple[bool, dict | None, int]:
-    """(the runner started, its record or None, how many lines were not ours) of a result file."""
+def read_result(result: bytes, nonce: str) -> tuple[bool, dict | None, int, list[bytes]]:
+    """(the runner started, its record or None, how many lines were not ours, the answer lines of a
+    program run on cases) of a result file."""
     started = result.startswith(STARTED_MARKER)
-    record, forged = None, 0
+    record, forged, answers = None, 0, []
     for line in (result[len(STARTED_MARKER) :] if started else result).splitlines():
+        if line.startswith(b"#"):
+            answers.append(line[1:])
+            continue
         try:
             candidate = json.loads(line)
         except ValueError:
@@ -62,16 +68,28 @@ def read_result(result: bytes, nonce: str) -> tuple[bool, dict | None, int]:
             record = candidate
         elif line.strip():
             forged += 1
-    return started, record, forged
+    return started, record, forged, answers
 
 
 def classify(
-    result: bytes, nonce: str, wait_status: int, usage: Usage, limits: Limits, seen: Seen = Seen()
+    result: bytes, nonce: str, wait_status: int, usage: Usage, limits: Limits, seen: Seen = Seen(),
+    expected: tuple | None = None,
 ) -> Outcome:
     """The outcome of a sample that ended with `wait_status` (as os.wait4 gives it) after writing
-    `result` to its result file. The caller adds what it measured (duration, output, tier, parked)."""
-    started, record, forged = read_result(result, nonce)
+    `result` to its result file. The caller adds what it measured (duration, output, tier, parked).
+    expected: the expected answers of a program run on cases (cases.py); the first answer that does
+    not match decides, as the tests would have stopped there, whatever the process did next."""
+    started, record, forged, answers = read_result(result, nonce)
     outcome = Outcome(Status.HARNESS_ERROR, cpu_s=round(usage.cpu_s, 4), stderr=seen.stderr)
+    if expected is not None:
+        outcome.extra["verdict"] = HARNESS
+        failure, answered = compare(expected, answers) if started else (None, 0)
+        if failure is not None:
+            return apply_record(outcome, failure)
+        if record is not None and record.get("status") == "passed" and answered < len(expected):
+            record, forged = None, forged + 1  # "passed" for cases that were never answered
+    elif record is not None and "calls" in record:
+        outcome.extra["calls"] = record["calls"]
     signum = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
     code = os.waitstatus_to_exitcode(wait_status)
     if seen.bwrap and code > 128 and code - 128 in signal.valid_signals():
@@ -80,7 +98,7 @@ def classify(
         outcome.extra["forged_records"] = forged
     if seen.timed_out and (started or not seen.fresh_interpreter):
         outcome.status = Status.TIMEOUT
-        outcome.detail = f"still running after {limits.timeout_s:g} s (wall clock); killed"
+        outcome.detail = f"still running after {limits.timeout_s:g} s of its own time (wall clock less any wait for a CPU); killed"
     elif forged and record is None and started:
         outcome.status = Status.SANDBOX_VIOLATION
         outcome.detail = "the program wrote a forged result record and did not finish its tests"
@@ -110,7 +128,10 @@ def classify(
     elif signum is not None:
         name = signal.Signals(signum).name
         outcome.error_type = name
-        if signum == signal.SIGKILL and usage.max_rss_kb * 1024 >= 0.8 * limits.memory_mb * 1024 * 1024:
+        if signum == signal.SIGKILL and seen.memory_exceeded:
+            outcome.status = Status.MEMORY_EXCEEDED
+            outcome.detail = "killed by the kernel at the memory limit of its process tree"
+        elif signum == signal.SIGKILL and usage.max_rss_kb * 1024 >= 0.8 * limits.memory_mb * 1024 * 1024:
             outcome.status = Status.MEMORY_EXCEEDED
             outcome.detail = "killed by the kernel near the memory limit"
         else:

@@ -105,3 +105,20 @@ def private_tmpfs(path: str, size_mb: int) -> None:
     options = f"size={size_mb}m,mode=711".encode()
     _check(landlock.libc().mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
            f"tmpfs on {path}")  # fmt: skip
+
+
+def hide(paths: list[str]) -> None:
+    """Cover each directory with an empty, read-only tmpfs, seen only by this process and its
+    children: the answer keys a tier without Landlock (subprocess) would otherwise show its samples.
+    Raises OSError where mounting is not permitted."""
+    _private_mount_namespace()
+    libc = landlock.libc()
+    for path in paths:
+        if os.path.isdir(path):
+            _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY, b"size=4k,mode=0"),
+                   f"tmpfs over {path}")  # fmt: skip
+
+
+def unmount(path: str) -> None:
+    """Detach a mount made by private_tmpfs (lazily: nothing may still use it)."""
+    _check(landlock.libc().umount2(path.encode(), 2), f"umount {path}")  # MNT_DETACH

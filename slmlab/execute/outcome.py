@@ -10,6 +10,7 @@ class Status(StrEnum):
     PASSED = "passed"
     FAILED_ASSERTION = "failed_assertion"
     RUNTIME_ERROR = "runtime_error"
+    UNSUPPORTED_OUTPUT = "unsupported_output"  # returned something other than plain data
     SYNTAX_ERROR = "syntax_error"
     TIMEOUT = "timeout"
     MEMORY_EXCEEDED = "memory_exceeded"

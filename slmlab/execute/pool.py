@@ -12,7 +12,6 @@ import collections
 import itertools
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,9 +20,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
+from slmlab.execute import cgroups
 from slmlab.execute.channel import Channel
-from slmlab.execute.harden import Hardening, compile_seccomp, python_read_paths, sandbox_environment
-from slmlab.execute.launch import WorkerConfig
+from slmlab.execute.harden import (
+    Hardening,
+    compile_seccomp,
+    harness_paths,
+    hidden_paths,
+    python_read_paths,
+    sandbox_environment,
+)
+from slmlab.execute.launch import WorkerConfig, remove_tree
 from slmlab.execute.limits import Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.tiers import Tier, sandbox_uids, select_tier
@@ -40,6 +47,12 @@ class Program:
     tests: str  # test code, ending with the call that runs it
     entry_point: str | None = None
     timeout_s: float | None = None  # overrides the executor's default
+    # Judged outside the sandbox (cases.py): the entry point is called on `cases` (the tests do not
+    # run) and its answers are compared with `expected` by the worker. record: run the tests,
+    # recording the entry point's calls at these sites ({position: wrapper}) into extra["calls"].
+    cases: bytes | None = None
+    expected: tuple | None = None
+    record: dict | None = None
 
 
 @dataclass
@@ -50,13 +63,26 @@ class _Job:
     parked: bool = False
 
 
+def _payload(program: Program) -> dict:
+    """What a worker is sent (marshal) and passes on (JSON to a fresh interpreter): bytes as hex."""
+    payload = {"definitions": program.definitions, "tests": program.tests, "entry_point": program.entry_point}
+    if program.cases is not None:
+        payload.update(cases=program.cases.hex(), expected=program.expected, tests="")
+    elif program.record is not None:
+        payload["record"] = [[list(position), wrapper] for position, wrapper in program.record.items()]
+    return payload
+
+
 class _WorkerHandle:
     def __init__(self, process: subprocess.Popen, conn: Channel):
         self.process = process
         self.conn = conn
-        self.credits = _QUEUE_PER_WORKER
+        # No sample before the worker says it is ready: its zygote is forked from it first, and must
+        # not carry a copy of any sample's program into the samples it forks.
+        self.credits = 0
         self.jobs: dict[int, _Job] = {}
         self.last_heard = time.monotonic()
+        self.ready = False
 
     def kill(self) -> None:
         try:
@@ -72,7 +98,8 @@ def _bootstrap(entry: str, site_dirs: list[str]) -> str:
     import slmlab
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(slmlab.__file__)))
-    return f"import sys; sys.path[:0] = [{root!r}]; sys.path += {site_dirs!r}; {entry}"
+    # After the standard library: a module a sample wrote into the checkout (bisect.py) never shadows it.
+    return f"import sys; sys.path += [{root!r}, *{site_dirs!r}]; {entry}"
 
 
 def _user_process_count() -> int:
@@ -112,13 +139,15 @@ class Executor:
         features = set(self.tier.features)
         abi = next((int(f[len("landlock") :]) for f in features if f.startswith("landlock")), 0)
         self._hardening = Hardening(uid=None, landlock_abi=abi if strong else 0, seccomp=strong and "seccomp" in features,
-                                    read_paths=read_paths, nproc_base=nproc_base)  # fmt: skip
+                                    read_paths=read_paths, nproc_base=nproc_base, harness_paths=harness_paths(),
+                                    hidden_paths=hidden_paths())  # fmt: skip
         self._uids = uids
         bpf = compile_seccomp(signal_scoped=abi >= 6) if self._hardening.seccomp else None
         self._bpf = bpf.hex() if bpf else ""
         self._slots = slots
         self._site_dirs = [p for p in read_paths if p.endswith(("site-packages", "dist-packages"))]
         self._workers: list[_WorkerHandle | None] = [None] * self.n_workers
+        self._worker_pids: list[int] = []  # every worker started: the cgroups a killed one left are removed at close
         self._closed = False
 
     # ---- workers -------------------------------------------------------------------------------
@@ -145,6 +174,7 @@ class Executor:
         theirs.close()
         conn = Channel(ours.detach())
         conn.send(asdict(config))
+        self._worker_pids.append(process.pid)
         return _WorkerHandle(process, conn)
 
     def _worker(self, k: int) -> _WorkerHandle:
@@ -188,8 +218,7 @@ class Executor:
                     job.attempts += 1
                     job_id = next(job_ids)
                     limits = self.limits.with_timeout(job.program.timeout_s)
-                    payload = {"definitions": job.program.definitions, "tests": job.program.tests,
-                               "entry_point": job.program.entry_point}  # fmt: skip
+                    payload = _payload(job.program)
                     try:
                         handle.conn.send(("run", job_id, payload, limits.to_dict()))
                     except OSError:
@@ -218,10 +247,13 @@ class Executor:
                         result = self._on_message(handle, message, retry)
                         if result is not None:
                             yield result
-                elif handle.jobs and time.monotonic() - handle.last_heard > stuck_after:
+                elif (handle.jobs or not handle.ready) and time.monotonic() - handle.last_heard > stuck_after:
                     handles[k] = self._replace(k, retry, given_up)
 
     def _on_message(self, handle: _WorkerHandle, message, retry) -> tuple[int, Outcome] | None:
+        if message[0] == "ready":
+            handle.credits, handle.ready = handle.credits + _QUEUE_PER_WORKER, True
+            return None
         kind, job_id = message[0], message[1]
         job = handle.jobs.get(job_id)
         if job is None:
@@ -281,7 +313,9 @@ class Executor:
             except (OSError, subprocess.TimeoutExpired):
                 pass
             handle.kill()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        remove_tree(self.base_dir)
+        for pid in self._worker_pids:  # a worker that was killed could not remove its slots' groups
+            cgroups.remove_leftovers(pid)
 
     def __enter__(self) -> Executor:
         return self

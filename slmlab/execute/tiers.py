@@ -8,8 +8,8 @@
 - `subprocess`: a fresh interpreter per sample with rlimits, a new session, a clean environment and
   (as root) its own uid. No syscall filter and no file or network restriction: clearly weaker.
 
-`auto` picks the strongest tier that contains every hostile program (see `gaps`), preferring the
-faster one when two do: `process` when it is complete, else `bwrap`, else the best partial tier.
+`auto` picks the strongest tier (the fewest `gaps`: hostile programs it does not contain here),
+preferring the faster one on a tie: `process`, else `bwrap`; `subprocess` only where neither exists.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 
 from slmlab.errors import UserError
-from slmlab.execute import landlock
+from slmlab.execute import cgroups, landlock
 from slmlab.execute.harden import SAFE_PATH, seccomp_available
 
 TIER_NAMES = ("bwrap", "process", "subprocess")
@@ -113,33 +113,38 @@ def detect() -> dict[str, Tier]:
     gaps = []
     if not seccomp and abi < 4:
         gaps.append("network")
+    if not seccomp:  # Landlock does not guard connecting to a pathname UNIX socket
+        gaps.append("unix_sockets")
     if not abi:
         gaps += ["write_outside_workdir", "read_user_files"]
     if not root and abi < 6:
         gaps.append("signal_other_processes")
     if not root and not abi:
-        gaps.append("read_parent_environment")
+        gaps += ["read_parent_environment", "read_answer_keys"]
+    groups = cgroups.available() if linux else ""
+    if not groups:  # limits per process only: a sample's tree may hold its memory limit many times over
+        gaps.append("per_sample_limits")
+    hardening += [f"cgroup-{groups}"] if groups else []
     process = Tier("process", linux, tuple(hardening), tuple(gaps), "" if linux else "needs Linux")
 
     reason = _probe_bwrap() if linux else "needs Linux"
-    bwrap = Tier("bwrap", not reason, ("userns", "pidns", "netns", "mountns", *hardening), (), reason)
+    bwrap_gaps = () if groups else ("per_sample_limits",)
+    bwrap = Tier("bwrap", not reason, ("userns", "pidns", "netns", "mountns", *hardening), bwrap_gaps, reason)
 
-    sub_gaps = ["network", "write_outside_workdir", "read_user_files"]
+    sub_gaps = ["network", "unix_sockets", "write_outside_workdir", "read_user_files"]
+    sub_gaps += [] if groups else ["per_sample_limits"]
     if not root:
-        sub_gaps += ["signal_other_processes", "read_parent_environment"]
-    subproc = Tier("subprocess", True, tuple(owned), tuple(sub_gaps))
+        sub_gaps += ["signal_other_processes", "read_parent_environment", "read_answer_keys"]
+    subproc = Tier("subprocess", True, tuple(owned + ([f"cgroup-{groups}"] if groups else [])), tuple(sub_gaps))
     return {"bwrap": bwrap, "process": process, "subprocess": subproc}
 
 
 def select_tier(requested: str = "auto") -> Tier:
     tiers = detect()
     if requested == "auto":
-        process, bwrap = tiers["process"], tiers["bwrap"]
-        if process.complete:
-            return process
-        if bwrap.available:
-            return bwrap
-        return process if process.available else tiers["subprocess"]
+        # The one with the fewest gaps, the faster on a tie; subprocess only where neither is there.
+        strong = [t for t in (tiers["process"], tiers["bwrap"]) if t.available]
+        return min(strong, key=lambda t: len(t.gaps)) if strong else tiers["subprocess"]
     if requested not in tiers:
         raise UserError(f"unknown sandbox '{requested}': choose auto, {', '.join(TIER_NAMES)}")
     tier = tiers[requested]

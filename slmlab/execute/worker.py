@@ -8,7 +8,8 @@ sample can start, killing the whole process tree, reaping every process (it is a
 orphans come back to it) and handing what it saw to classify.py, which decides the outcome.
 
 Messages from the executor: ("run", job_id, payload, limits) and ("stop",).
-Messages to the executor: ("done", job_id, outcome), ("parked", job_id).
+Messages to the executor: ("ready",) once its zygote is made, then ("done", job_id, outcome) and
+("parked", job_id).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 
+from slmlab.execute import cgroups
 from slmlab.execute.channel import Channel
 from slmlab.execute.classify import Seen, Usage, apply_record, classify
 from slmlab.execute.harden import become_subreaper, reset_signals
 from slmlab.execute.launch import Launcher, Slot, WorkerConfig, compiled_definitions
-from slmlab.execute.limits import Limits
+from slmlab.execute.limits import MIB, Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import children_of
 
@@ -52,8 +54,10 @@ class Live:
     proc: object | None = None  # a subprocess.Popen for the tiers that start an interpreter
     nonce: str = ""
     pidfd: int = -1  # readable once the process has ended
+    expected: tuple | None = None  # a program run on cases: the answers, kept here, outside the sandbox
 
 
+_SLOT_SCRATCH_MB = 128  # a slot's own tmpfs, as root: what one sample may write to files
 _IDLE_SHARE = 0.1  # a program that used less CPU than this share of its time so far is waiting, not working
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -66,6 +70,22 @@ def _cpu_seconds(pid: int) -> float:
         return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _waited_for_cpu(pids: list[int]) -> float:
+    """Seconds these processes spent ready to run but waiting for a CPU (the run_delay of
+    /proc/PID/schedstat): time the machine's load took from them, not time they took."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat", "rb") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+_DEADLINE_CAP = 3.0  # a sample that keeps waiting for the CPU is still stopped after this many time limits
 
 
 def _descendants(pid: int) -> list[int]:
@@ -97,8 +117,10 @@ class Worker:
         self.free_slots: list[Slot] = []
         self.slot_count = 0
         self.live: dict[int, Live] = {}
+        self.ending: list[Slot] = []  # slots of samples that ended but whose leftovers are not swept yet
         self.queue: list[tuple[int, dict, Limits]] = []
         self.stopping = False
+        self.cgroups = bool(self.uids) and bool(cgroups.available())  # per-sample groups, as root
         # Made last: the process tier's zygote is forked from the worker as it now is, and every
         # child starts from that memory.
         self.launcher = Launcher(config, close_in_zygote=(conn.fileno(),))
@@ -131,9 +153,13 @@ class Worker:
         the zygote are reaped here (an orphaned zombie would wait for init, which may never reap)."""
         for live in self.live.values():
             _kill_tree(live.pid)
+        slots = self.free_slots + [live.slot for live in self.live.values()]
         self.live.clear()
         self._sweep_orphans()
         self.launcher.close()
+        for slot in slots:  # their cgroups and mounts
+            with contextlib.suppress(OSError):
+                slot.close()
         os._exit(0)
 
     def handle(self, messages: list) -> None:
@@ -178,10 +204,12 @@ class Worker:
             return self.free_slots.pop()
         uid = None
         if self.uids:  # a uid no other slot holds, so samples running at once cannot touch each other
-            held = {slot.uid for slot in self.free_slots} | {live.slot.uid for live in self.live.values()}
+            held = {slot.uid for slot in self.free_slots + self.ending} | {live.slot.uid for live in self.live.values()}
             uid = next((u for u in self.uids if u not in held), self.uids[0])
         self.slot_count += 1
-        return Slot(os.path.join(self.config.base_dir, f"slot{self.slot_count}"), uid)
+        group = cgroups.SlotGroup.make(f"slmlab-{os.getpid()}-slot{self.slot_count}", uid) if self.cgroups else None
+        scratch = _SLOT_SCRATCH_MB if uid is not None else 0
+        return Slot(os.path.join(self.config.base_dir, f"slot{self.slot_count}"), uid, group, scratch)
 
     def _release_slot(self, slot: Slot) -> None:
         try:
@@ -202,8 +230,12 @@ class Worker:
             self._send(("done", job_id, apply_record(outcome, record).to_dict()))
             return
         nonce = os.urandom(16).hex()
+        expected = payload.pop("expected", None)  # never part of what the sample is given
         payload = dict(payload, nonce=nonce)
         slot = self._take_slot()
+        if slot.group is not None:  # the memory and process limits of the sample's whole tree
+            extra = 3 if self.config.tier == "bwrap" else 0  # bwrap's own processes
+            slot.group.set_limits(limits.memory_mb * MIB, limits.max_processes + extra)
         try:
             pid, proc = self.launcher.start(payload, limits, slot, code, compile_warnings)
         except BaseException:
@@ -213,13 +245,22 @@ class Worker:
         startup = 0.0 if proc is None else 0.25  # a fresh interpreter needs time to start
         park_at = now + startup + limits.park_after_s if limits.park != "off" else None
         self.live[pid] = Live(job_id, payload, limits, pid, slot, now, now + startup + limits.timeout_s,
-                              park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid))  # fmt: skip
+                              park_at, proc=proc, nonce=nonce, pidfd=os.pidfd_open(pid), expected=expected)  # fmt: skip
 
     # ---- watching ----------------------------------------------------------------------------
     def _check_timers(self) -> None:
         now = time.monotonic()
         for live in list(self.live.values()):
             if now >= live.deadline and live.killed_for is None:
+                # A sample is charged its wall time less the time it waited for a CPU others held,
+                # so that its verdict does not depend on the load (README: how a timeout is decided).
+                # Not under --park all: there a parked program is starved on purpose, and charged for it.
+                lowered = live.parked and live.limits.park == "all"
+                charged = now - live.started - (0.0 if lowered else _waited_for_cpu([live.pid, *_descendants(live.pid)]))
+                cap = live.started + _DEADLINE_CAP * live.limits.timeout_s + 1.0
+                if charged < live.limits.timeout_s and now < cap:
+                    live.deadline = min(cap, now + live.limits.timeout_s - charged)
+                    continue
                 live.killed_for = "timeout"
                 _kill_tree(live.pid)
             elif live.park_at and not live.parked and now >= live.park_at:
@@ -231,7 +272,8 @@ class Worker:
                     live.park_at = now + live.limits.park_after_s
                 elif parked < self.config.max_parked:
                     live.parked = True
-                    _lower_priority(live.pid)
+                    if live.limits.park == "all":  # a waiting program keeps its priority for when it wakes
+                        _lower_priority(live.pid)
                     self._send(("parked", live.job_id))
 
     def _reap(self) -> None:
@@ -248,10 +290,14 @@ class Worker:
             del self.live[live.pid]
             os.close(live.pidfd)
             ended.append((live, status, usage))
-        if ended:  # the next sample starts first: classifying these then overlaps its run
+        # The next sample starts first: classifying these then overlaps its run. Their slots (and
+        # uids) stay taken until what the samples left behind is swept.
+        self.ending = [live.slot for live, _, _ in ended]
+        if ended:
             self._start_queued()
         for live, status, usage in ended:
             self._finish(live, status, usage)
+        self.ending = []
 
     def _sweep_orphans(self) -> None:
         """Kill processes re-parented to us whose sample already ended (daemons, grandchildren)."""
@@ -282,9 +328,10 @@ class Worker:
         # A write that crosses RLIMIT_FSIZE is cut short without a signal; the next one gets SIGXFSZ.
         capped = any(slot.size(which) >= limits.output_bytes for which in (Slot.OUT, Slot.ERR))
         seen = Seen(timed_out=live.killed_for == "timeout", output_capped=capped, fresh_interpreter=live.proc is not None,
-                    bwrap=self.config.tier == "bwrap", stderr=slot.read(Slot.ERR, keep).decode("utf-8", "replace"))  # fmt: skip
-        outcome = classify(slot.read(Slot.RES, 1 << 16), live.nonce, status,
-                           Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss), limits, seen)  # fmt: skip
+                    bwrap=self.config.tier == "bwrap", stderr=slot.read(Slot.ERR, keep).decode("utf-8", "replace"),
+                    memory_exceeded=slot.group is not None and slot.group.memory_exceeded())  # fmt: skip
+        outcome = classify(slot.read(Slot.RES, limits.output_bytes + 1), live.nonce, status,
+                           Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss), limits, seen, live.expected)  # fmt: skip
         outcome.duration_s = round(time.monotonic() - live.started, 4)
         outcome.stdout = slot.read(Slot.OUT, keep).decode("utf-8", "replace")
         outcome.sandbox, outcome.parked = self.config.label, live.parked
@@ -323,6 +370,8 @@ def main() -> None:
     gc.freeze()
     become_subreaper()
     worker = Worker(conn, config)
-    worker.handle(messages)  # samples that arrived with the configuration
+    # Only now may samples come: the zygote, a copy of this process, holds none of their programs.
+    worker.handle(messages)
+    worker._send(("ready",))
     worker.serve()
     worker.exit()

@@ -140,12 +140,31 @@ def _become_zygote() -> None:
         trim(0)
 
 
-def _requests_of(requests: int) -> Iterator[bytes]:
-    """The worker's requests, until it closes the pipe or is gone."""
+def _read_into(fd: int, view: memoryview) -> None:
+    while view:
+        count = os.readv(fd, [view])
+        if not count:
+            raise EOFError
+        view = view[count:]
+
+
+def _requests_of(requests: int) -> Iterator[memoryview]:
+    """The worker's requests, until it closes the pipe or is gone. Each is read into one reused
+    buffer, wiped once the child that needs it is forked: the next child, a copy of this memory,
+    finds no trace of an earlier sample's program (freed bytes objects would have kept it)."""
+    header, buffer = bytearray(4), bytearray(1 << 16)
     while True:
         try:
-            size = int.from_bytes(_read_exactly(requests, 4), "little")
-            yield _read_exactly(requests, size)
+            _read_into(requests, memoryview(header))
+            size = int.from_bytes(header, "little")
+            if size > len(buffer):
+                ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))
+                buffer = bytearray(size)
+            view = memoryview(buffer)[:size]
+            _read_into(requests, view)
+            yield view
+            view.release()
+            ctypes.memset((ctypes.c_char * size).from_buffer(buffer), 0, size)
         except EOFError:
             return
 
@@ -154,7 +173,7 @@ def _reply(replies: int, pid: int) -> None:
     os.write(replies, pid.to_bytes(4, "little", signed=True))
 
 
-def _serve(requests: int, replies: int, run_child: Callable[[bytes], None]) -> None:
+def _serve(requests: int, replies: int, run_child: Callable[[memoryview], None]) -> None:
     _become_zygote()
     libc = landlock.libc()
     if needs_fork_hooks():

@@ -1,12 +1,18 @@
-"""The sandbox judge: each candidate's program runs against its task's tests in the sandbox, and the
-execution outcome (the taxonomy of slmlab.execute) is its verdict. The one place the pipeline
-starts an Executor."""
+"""The sandbox judge: each candidate's program runs in the sandbox, and the execution outcome (the
+taxonomy of slmlab.execute) is its verdict. The one place the pipeline starts an Executor.
+
+A task whose tests can be converted (execute/cases.py) is judged outside the sandbox: its
+reference solution is run through its tests once per judge, recording the calls they make, and each
+candidate only computes the answers to those calls, which the worker compares. Other tasks are
+judged by their tests inside the sandbox, and their outcomes say so (extra["verdict"])."""
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Callable, Sequence
 
 from slmlab.execute import Executor, Limits
+from slmlab.execute.cases import IN_PROCESS, Conversion, call_sites, conversion, recording_sites
 from slmlab.judge.base import Candidate, JudgeSettings, register_judge
 from slmlab.judgement import Judgement
 
@@ -25,6 +31,7 @@ class SandboxJudge:
         self.settings = settings
         self._executor: Executor | None = None
         self._known: dict[tuple[str, str], Judgement] = {}  # (task, program) -> its judgement, while open
+        self.conversions: dict[str, Conversion | str] = {}  # task id -> its cases, or why it has none
 
     @property
     def executor(self) -> Executor:
@@ -36,14 +43,57 @@ class SandboxJudge:
         return self._executor
 
     def describe(self) -> str:
-        return f"sandbox: {self.executor.tier.label}"
+        tier = self.executor.tier
+        gaps = f" (does not contain here: {', '.join(tier.gaps)})" if tier.gaps else ""
+        return f"sandbox: {tier.label}{gaps}"
+
+    def in_process(self) -> dict[str, str]:
+        """The tasks judged so far by their tests inside the sandbox, with the reason."""
+        return {task: why for task, why in self.conversions.items() if isinstance(why, str)}
+
+    def convert(self, tasks) -> None:
+        """Derive the cases of every task not converted yet: run its reference through its tests in
+        the sandbox, recording the calls, then check that the reference passes its own cases."""
+        todo = [t for t in {t.task_id: t for t in tasks}.values() if t.task_id not in self.conversions]
+        recordings, recorded = [], []
+        for task in todo:
+            program = task.reference_program()
+            sites = call_sites(program.tests, task.entry_point) if task.reference else "the task has no reference"
+            if isinstance(sites, str):
+                self.conversions[task.task_id] = sites
+                continue
+            program.record = recording_sites(sites)
+            recordings.append(program)
+            recorded.append((task, sites))
+        if not recordings:
+            return
+        checks = []
+        for (task, sites), outcome in zip(recorded, self.executor.run(recordings), strict=True):
+            if not outcome.passed:
+                self.conversions[task.task_id] = f"the reference does not pass its tests ({outcome.status.value})"
+                continue
+            made = conversion(marshal.loads(bytes.fromhex(outcome.extra["calls"])), sites)
+            self.conversions[task.task_id] = made
+            if isinstance(made, Conversion):
+                checks.append(task)
+        programs = [self._with_cases(task.reference_program(), task.task_id) for task in checks]
+        for task, outcome in zip(checks, self.executor.run(programs), strict=True):
+            if not outcome.passed:  # a reference whose answers vary between runs, for one
+                self.conversions[task.task_id] = f"the reference fails its own cases: {outcome.detail}"
+
+    def _with_cases(self, program, task_id: str):
+        made = self.conversions[task_id]
+        if isinstance(made, Conversion):
+            program.cases, program.expected = made.cases, made.expected
+        return program
 
     def judge(self, candidates: Sequence[Candidate], on_result: Callable[[int, Judgement], None]) -> None:
         """A program that several candidates share (the same code for the same task: budgets that
         cut a sample alike, greedy samples) runs once while the judge is open."""
+        self.convert([c.task for c in candidates])
         programs, keys, users = [], [], {}
         for index, c in enumerate(candidates):
-            program = c.task.program(c.text, c.whole_program)
+            program = self._with_cases(c.task.program(c.text, c.whole_program), c.task.task_id)
             key = (c.task.task_id, program.definitions)
             if key in self._known:
                 on_result(index, self._known[key])
@@ -55,6 +105,9 @@ class SandboxJudge:
             users[key].append(index)
 
         def report(slot: int, outcome) -> None:
+            why = self.conversions[keys[slot][0]]
+            if isinstance(why, str):
+                outcome.extra.update(verdict=IN_PROCESS, in_process_because=why)
             judgement = self._known[keys[slot]] = outcome_judgement(outcome)
             for index in users[keys[slot]]:
                 on_result(index, judgement)

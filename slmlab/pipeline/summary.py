@@ -59,6 +59,13 @@ class RunSummary:
         }
         return [(f, counts[f], rate(counts[f], total)) for f in QUALITY_FLAGS] if total else []
 
+    def in_process_tasks(self) -> list[str]:
+        """Tasks the sandbox judged by running their tests inside it (tests not convertible to cases),
+        counted apart: their verdicts are not out of the model's reach."""
+        found = {s.task_id for s in self.samples if s.judgement is not None and s.judgement.judge == "sandbox"
+                 and (s.judgement.detail.get("extra") or {}).get("verdict") == "in-process"}  # fmt: skip
+        return sorted(found, key=natural_key)
+
     def finish_reasons(self) -> Counter:
         return Counter(s.generation.get("finish_reason", "?") for s in self.samples)
 

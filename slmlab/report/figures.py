@@ -15,7 +15,7 @@ from slmlab.pipeline.summary import RunSummary  # noqa: E402
 from slmlab.store import natural_key  # noqa: E402
 
 STATUS_COLOURS = {
-    "passed": "#2e7d32", "failed_assertion": "#f9a825", "runtime_error": "#ef6c00", "syntax_error": "#c62828",
+    "passed": "#2e7d32", "failed_assertion": "#f9a825", "runtime_error": "#ef6c00", "unsupported_output": "#8d6e63", "syntax_error": "#c62828",
     "timeout": "#6a1b9a", "memory_exceeded": "#4527a0", "output_limit": "#283593", "no_tests_run": "#00838f",
     "sandbox_violation": "#ad1457", "harness_error": "#424242",
 }  # fmt: skip
