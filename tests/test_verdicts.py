@@ -127,3 +127,20 @@ def test_the_first_wrong_answer_decides_as_the_tests_would_stop_there():
     # a raised exception whose record claims a pass is still a failure
     forged = line(("raised", ("ValueError",), {"status": "passed", "detail": "x"}))
     assert compare(expected, [forged])[0]["status"] == "runtime_error"
+
+
+def test_a_checked_conversion_is_cached_for_later_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLMLAB_HOME", str(tmp_path))
+    tasks = [HUMANEVAL["HumanEval/1"], HUMANEVAL["HumanEval/32"]]  # 32 cannot be converted: never cached
+    with make_judge("sandbox", JudgeSettings(sandbox="process", workers=1)) as judge:
+        judge.convert(tasks)
+    assert len(list((tmp_path / "cases").iterdir())) == 1
+    with make_judge("sandbox", JudgeSettings(sandbox="process", workers=1)) as judge:
+        runs = []
+        real = judge.executor.run
+        monkeypatch.setattr(judge.executor, "run", lambda programs, **kw: runs.append(len(programs)) or real(programs, **kw))
+        judge.convert(tasks)
+        assert runs == []  # 1 is cached; 32 is found unconvertible by reading its tests
+        found = {}
+        judge.judge([Candidate(tasks[0], tasks[0].reference)], found.__setitem__)
+    assert found[0].passed and found[0].detail["extra"]["verdict"] == HARNESS
