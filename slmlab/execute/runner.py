@@ -181,16 +181,24 @@ def _define(code) -> tuple[dict, dict | None]:
     return namespace, None
 
 
+def _defined(definitions: str, tests: str | None, tests_code: bytes | None, definitions_code: bytes | None):
+    """(the program's namespace once its definitions ran, the tests' code, None), or (None, None,
+    the record that ends the run)."""
+    code, test_code, record = _load_parts(definitions, tests, tests_code, definitions_code)
+    if record is None:
+        namespace, record = _define(code)
+        if record is None:
+            return namespace, test_code, None
+    return None, None, record
+
+
 def run_program(definitions: str, tests: str, entry_point: str | None = None, tests_code: bytes | None = None,
                 definitions_code: bytes | None = None, record_sites: dict | None = None) -> dict:  # fmt: skip
     """Run the program and its tests in this process and return its outcome record. tests_code,
     definitions_code: the two parts compiled and marshalled already (compile_tests, compile_program).
     record_sites: {call position: wrapper} of the tests' calls of the entry point (cases.py); each
     call is then recorded, and the record carries them (`calls`, marshalled, as hex)."""
-    code, test_code, record = _load_parts(definitions, tests, tests_code, definitions_code)
-    if record is not None:
-        return record
-    namespace, record = _define(code)
+    namespace, test_code, record = _defined(definitions, tests, tests_code, definitions_code)
     if record is not None:
         return record
     # Only names go on to the tests: a program may put any key into its globals (globals()[1] = ...).
@@ -274,10 +282,7 @@ def run_cases(definitions: str, entry_point: str, cases: bytes, definitions_code
     comes (a line: '#' and the marshalled answer in hex), in order: plain data, or what it raised.
     The comparison with the expected answers happens outside the sandbox (cases.compare); the record
     returned here only says the cases all ran."""
-    code, _, record = _load_parts(definitions, None, None, definitions_code)
-    if record is not None:
-        return record
-    namespace, record = _define(code)
+    namespace, _, record = _defined(definitions, None, None, definitions_code)
     if record is not None:
         return record
     function = namespace.get(entry_point)
