@@ -124,7 +124,8 @@ def test_hostile_program_is_contained_and_classified(attack, hostile):
     if hostile.name == "read_parent_environment":
         assert attack["secret"] not in outcome.stdout
     if hostile.name in ("infinite_loop", "ignore_sigterm_and_sigalrm"):
-        assert outcome.duration_s < 4.0
+        # 2 s of its own time; waiting for a CPU others held does not count, up to 3 limits of wall clock
+        assert outcome.duration_s < 3 * 2.0 + 1.5
     if hostile.name == "recursion_crashes_interpreter":
         assert outcome.error_type in ("SIGSEGV", "RecursionError", "MemoryError")
 

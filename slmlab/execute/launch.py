@@ -306,7 +306,9 @@ class Launcher:
             command = ["bwrap", *self.bwrap_args, "--bind", workdir, workdir, "--chdir", workdir,
                        "--", *command]  # fmt: skip
         else:
-            run_payload["harden"] = {**hardening.__dict__, "uid": None, "landlock_abi": 0, "seccomp": False}
+            # No Landlock (that is what `process` adds); the seccomp filter where the machine has it: no
+            # sockets, no ptrace, no signals to process groups (kill(-1) would reach the user's CLI).
+            run_payload["harden"] = {**hardening.__dict__, "uid": None, "landlock_abi": 0}
         payload_path = os.path.join(slot.path, "payload")
         with open(payload_path, "w", encoding="utf-8") as f:
             json.dump(run_payload, f)

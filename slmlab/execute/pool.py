@@ -138,7 +138,7 @@ class Executor:
         strong = self.tier.name in ("process", "bwrap")
         features = set(self.tier.features)
         abi = next((int(f[len("landlock") :]) for f in features if f.startswith("landlock")), 0)
-        self._hardening = Hardening(uid=None, landlock_abi=abi if strong else 0, seccomp=strong and "seccomp" in features,
+        self._hardening = Hardening(uid=None, landlock_abi=abi if strong else 0, seccomp="seccomp" in features,
                                     read_paths=read_paths, nproc_base=nproc_base, harness_paths=harness_paths(),
                                     hidden_paths=hidden_paths())  # fmt: skip
         self._uids = uids

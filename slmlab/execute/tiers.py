@@ -5,8 +5,9 @@
 - `process`: warm workers, each with a zygote (zygote.py) that forks one child per sample; the child
   drops to its own uid when the harness is root, sets rlimits, and restricts itself with Landlock
   and seccomp. The fast tier.
-- `subprocess`: a fresh interpreter per sample with rlimits, a new session, a clean environment and
-  (as root) its own uid. No syscall filter and no file or network restriction: clearly weaker.
+- `subprocess`: a fresh interpreter per sample with rlimits, a new session, a clean environment,
+  (as root) its own uid, and the seccomp filter where there is one. No file restriction: clearly
+  weaker.
 
 `auto` picks the strongest tier (the fewest `gaps`: hostile programs it does not contain here),
 preferring the faster one on a tie: `process`, else `bwrap`; `subprocess` only where neither exists.
@@ -131,11 +132,12 @@ def detect() -> dict[str, Tier]:
     bwrap_gaps = () if groups else ("per_sample_limits",)
     bwrap = Tier("bwrap", not reason, ("userns", "pidns", "netns", "mountns", *hardening), bwrap_gaps, reason)
 
-    sub_gaps = ["network", "unix_sockets", "write_outside_workdir", "read_user_files"]
+    sub_gaps = ([] if seccomp else ["network", "unix_sockets"]) + ["write_outside_workdir", "read_user_files"]
     sub_gaps += [] if groups else ["per_sample_limits"]
     if not root:
         sub_gaps += ["signal_other_processes", "read_parent_environment", "read_answer_keys"]
-    subproc = Tier("subprocess", True, tuple(owned + ([f"cgroup-{groups}"] if groups else [])), tuple(sub_gaps))
+    sub_features = owned + (["seccomp"] if seccomp else []) + ([f"cgroup-{groups}"] if groups else [])
+    subproc = Tier("subprocess", True, tuple(sub_features), tuple(sub_gaps))
     return {"bwrap": bwrap, "process": process, "subprocess": subproc}
 
 
