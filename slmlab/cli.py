@@ -127,7 +127,7 @@ def execute(
         with Progress(TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console, transient=True) as bar:  # fmt: skip
             task = bar.add_task("run", total=len(rows))
-            evaluation = evaluate_samples(rows, tasks, executor, line_errors, timeouts,
+            evaluation = evaluate_samples(rows, tasks, judge, line_errors, timeouts,
                                           progress=lambda _i, _o: bar.advance(task))  # fmt: skip
     _write_jsonl_atomic(out, (r.to_record() for r in evaluation.results))
     print_evaluation(console, evaluation, ks, title=benchmark)

@@ -15,6 +15,7 @@ from slmlab.eval.scoring import evaluate_samples, reference_timeouts
 from slmlab.execute import Executor, Limits, Program, Status, zygote
 from slmlab.execute.samples import read_samples
 from slmlab.execute.tiers import detect as detect_tiers
+from slmlab.judge import JudgeSettings, make_judge
 from slmlab.tasks import load_benchmark
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -200,7 +201,7 @@ def test_reference_scaled_timeouts(executor):
     assert all(0.5 <= value < 5 for value in timeouts.values())
 
 
-def test_sample_files_with_bad_lines_never_crash(tmp_path, executor):
+def test_sample_files_with_bad_lines_never_crash(tmp_path):
     tasks = {t.task_id: t for t in load_benchmark("humaneval")}
     good = tasks["HumanEval/0"].reference
     path = tmp_path / "samples.jsonl"
@@ -216,8 +217,10 @@ def test_sample_files_with_bad_lines_never_crash(tmp_path, executor):
     ]  # fmt: skip
     path.write_bytes(b"\n".join(lines) + b"\n")
     samples, errors = read_samples(path)
-    evaluation = evaluate_samples(samples, tasks, executor, errors)
+    with make_judge("sandbox", JudgeSettings(workers=2)) as judge:
+        evaluation = evaluate_samples(samples, tasks, judge, errors)
     assert [r.outcome.passed for r in evaluation.results] == [True, False, True]
+    assert evaluation.results[0].outcome.extra["verdict"] == "harness"  # slmlab execute judges outside too
     assert evaluation.results[1].to_record()["empty_completion"] is True
     messages = {e.line: e.message for e in evaluation.line_errors}
     assert sorted(messages) == [2, 3, 4, 6, 7]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.pool import Executor
 from slmlab.execute.samples import LineError, Sample
+from slmlab.judge.base import Candidate
 from slmlab.tasks.base import Task
+
+if TYPE_CHECKING:
+    from slmlab.judge.sandbox import SandboxJudge
 
 
 @dataclass
@@ -59,12 +64,13 @@ def reference_timeouts(
 def evaluate_samples(
     samples: list[Sample],
     tasks: dict[str, Task],
-    executor: Executor,
+    judge: SandboxJudge,
     line_errors: list[LineError] | None = None,
     timeouts: dict[str, float] | None = None,
     progress: Callable[[int, Outcome], None] | None = None,
 ) -> Evaluation:
-    """Run every sample whose task exists; unknown task ids become line errors, never a crash."""
+    """Judge every sample whose task exists, through the sandbox judge (verdicts outside the sandbox
+    where the task's tests convert); unknown task ids become line errors, never a crash."""
     errors = list(line_errors or [])
     runnable = []
     for s in samples:
@@ -74,11 +80,17 @@ def evaluate_samples(
             errors.append(
                 LineError(s.line, f"unknown task id {s.task_id!r} for {next(iter(tasks.values())).benchmark}")
             )
-    timeouts = timeouts or {}
-    programs = [tasks[s.task_id].program(s.code, s.whole_program, timeouts.get(s.task_id)) for s in runnable]
-    outcomes = executor.run(programs, progress=progress)
-    results = [SampleResult(s, o) for s, o in zip(runnable, outcomes, strict=True)]
-    return Evaluation(results, sorted(errors, key=lambda e: e.line), timeouts)
+    judge.timeouts = dict(timeouts or {})
+    outcomes: dict[int, Outcome] = {}
+
+    def on_result(index: int, judgement) -> None:
+        outcomes[index] = Outcome.from_dict(judgement.detail)
+        if progress is not None:
+            progress(index, outcomes[index])
+
+    judge.judge([Candidate(tasks[s.task_id], s.code, s.whole_program) for s in runnable], on_result)
+    results = [SampleResult(s, outcomes[i]) for i, s in enumerate(runnable)]
+    return Evaluation(results, sorted(errors, key=lambda e: e.line), dict(timeouts or {}))
 
 
 def status_counts(outcomes: list[Outcome]) -> dict[Status, int]:

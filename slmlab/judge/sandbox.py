@@ -66,6 +66,7 @@ class SandboxJudge:
         self._executor: Executor | None = None
         self._known: dict[tuple[str, str], Judgement] = {}  # (task, program) -> its judgement, while open
         self.conversions: dict[str, Conversion | str] = {}  # task id -> its cases, or why it has none
+        self.timeouts: dict[str, float] = {}  # per-task time limits (slmlab execute --timeout-factor)
 
     @property
     def executor(self) -> Executor:
@@ -134,7 +135,8 @@ class SandboxJudge:
         self.convert([c.task for c in candidates])
         programs, keys, users = [], [], {}
         for index, c in enumerate(candidates):
-            program = self._with_cases(c.task.program(c.text, c.whole_program), c.task.task_id)
+            program = c.task.program(c.text, c.whole_program, self.timeouts.get(c.task.task_id))
+            program = self._with_cases(program, c.task.task_id)
             key = (c.task.task_id, program.definitions)
             if key in self._known:
                 on_result(index, self._known[key])
