@@ -144,3 +144,20 @@ def test_a_checked_conversion_is_cached_for_later_runs(tmp_path, monkeypatch):
         found = {}
         judge.judge([Candidate(tasks[0], tasks[0].reference)], found.__setitem__)
     assert found[0].passed and found[0].detail["extra"]["verdict"] == HARNESS
+
+
+def test_tasks_judged_in_process_are_counted_apart_in_the_summary():
+    from slmlab.judgement import Judgement
+    from slmlab.pipeline.summary import RunSummary
+    from slmlab.store import SampleRow
+
+    def row(task_id, passed, verdict_by):
+        judgement = Judgement("sandbox", "passed" if passed else "failed_assertion", passed, None,
+                              {"extra": {"verdict": verdict_by}})  # fmt: skip
+        return SampleRow(task_id, 0, 0, "p", "c", {}, judgement)
+
+    summary = RunSummary("r", {}, [row("HumanEval/1", True, HARNESS), row("HumanEval/2", False, HARNESS),
+                                   row("HumanEval/32", True, IN_PROCESS)])  # fmt: skip
+    record = summary.metrics()["judged_in_process"]
+    assert record["tasks"] == ["HumanEval/32"]
+    assert record["pass_at_1_judged_outside"]["value"] == 0.5  # 1 of the 2 tasks judged outside

@@ -101,4 +101,12 @@ class RunSummary:
             },  # fmt: skip
             "finish_reasons": dict(self.finish_reasons()),
             "generation": self.generation_totals(),
+            "judged_in_process": self.in_process_record(),
         }
+
+    def in_process_record(self) -> dict:
+        """The tasks judged by their tests inside the sandbox, and pass@1 over the others alone."""
+        inside = self.in_process_tasks()
+        outside = {t: v for t, v in self.by_task.items() if t not in set(inside)}
+        passk = pass_at_k_summary(outside, ks=(1,)).get(1) if outside and inside else None
+        return {"tasks": inside, "pass_at_1_judged_outside": vars(passk) if passk else None}

@@ -84,11 +84,13 @@ def print_run_summary(console: Console, summary: RunSummary, title: str) -> None
                               len(summary.samples)))  # fmt: skip
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.finish_reasons().items()))
     console.print(f"finish reasons: {reasons}")
-    in_process = summary.in_process_tasks()
-    if in_process:
-        console.print(f"judged by their tests inside the sandbox (not convertible to cases), counted apart: "
-                      f"{len(in_process)} of {len(summary.by_task)} tasks: {escape(', '.join(in_process[:10]))}"
-                      + (" ..." if len(in_process) > 10 else ""))  # fmt: skip
+    apart = summary.in_process_record()
+    if apart["tasks"]:
+        outside = apart["pass_at_1_judged_outside"]
+        console.print(f"judged by their tests inside the sandbox (not convertible to cases): {len(apart['tasks'])} of "
+                      f"{len(summary.by_task)} tasks ({escape(', '.join(apart['tasks'][:10]))}"
+                      + (" ..." if len(apart["tasks"]) > 10 else "") + ")"
+                      + (f"; pass@1 without them {outside['value']:.4f}" if outside else ""))  # fmt: skip
     worst = summary.worst_tasks(10)
     if worst:
         table = Table(title="Worst tasks")
