@@ -16,11 +16,13 @@ class Limits:
     output_bytes: int = 4 * MIB  # per output file (stdout, stderr, files it writes): RLIMIT_FSIZE
     max_open_files: int = 256
     # Parking: a program still running after park_after_s gives its slot to the next sample and goes
-    # on at the lowest CPU priority, so hung programs do not hold up the pool.
-    #   "idle": only programs that are not using the CPU (sleeping, blocked): verdicts do not depend
-    #           on load, because no running program ever competes with more than one per core;
-    #   "all":  CPU-bound ones too: much faster with infinite loops, but a slow, correct program
-    #           starved by the others can time out (outcomes record cpu_s; summaries warn);
+    # on beside it, so hung programs do not hold up the pool.
+    #   "idle": only programs that are not using the CPU (sleeping, blocked), at their priority: a
+    #           time limit is charged less any wait for a CPU (worker.py), so verdicts do not depend
+    #           on load;
+    #   "all":  CPU-bound ones too, at the lowest CPU priority: much faster with infinite loops, but
+    #           a slow, correct program starved by the others can time out (outcomes record cpu_s;
+    #           summaries warn);
     #   "off":  every program keeps its slot and priority until it ends.
     park: str = "idle"
     park_after_s: float = 0.5
