@@ -68,6 +68,14 @@ HOSTILE = [
         "passed", "memory_exceeded",
         gap="per_sample_limits",
     ),
+    _h(  # 600 MB of files: more than a worker's whole scratch space (512 MB) had room for
+        "fill_scratch_space",
+        "import time\nwritten = 0\ntry:\n    for i in range(600):\n        with open(f'f{{i}}', 'wb') as f:\n"
+        "            f.write(b'x' * (1 << 20))\n        written += 1\nexcept OSError:\n    pass\n"
+        "time.sleep(0.5)\nimport os\nfor i in range(written):\n    os.remove(f'f{{i}}')\nprint('written', written)\n" + GOOD,
+        "passed",
+        gap="per_sample_limits",
+    ),
     _h(
         "kill_parent",
         "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + GOOD,

@@ -119,6 +119,8 @@ def test_hostile_program_is_contained_and_classified(attack, hostile):
         assert attack["listener"].received == []
     if hostile.name == "memory_spread_over_processes" and outcome.passed:
         assert int(outcome.stdout.split()[-1]) * 300 <= 1024, outcome.stdout
+    if hostile.name == "fill_scratch_space":  # stopped inside its own space (128 MB)
+        assert int(outcome.stdout.split()[-1]) <= 128, outcome.stdout
     if hostile.name == "unix_socket_to_host_service":
         assert attack["unix_listener"].received == []
     if hostile.name == "read_parent_environment":

@@ -37,6 +37,7 @@ from slmlab.execute.limits import Limits
 from slmlab.execute.runner import RESULT_FD, compile_program, compile_tests, execute_and_report
 
 _SCRATCH_MB = 512  # per worker, for all its samples' files (output is also capped per file)
+SLOT_SCRATCH_MB = 128  # per slot, as root: what one sample may write, so that it fills nobody else's space
 
 
 @dataclass
@@ -59,17 +60,14 @@ class Slot:
 
     OUT, ERR, RES = 0, 1, 2
 
-    def __init__(self, path: str, uid: int | None, group: cgroups.SlotGroup | None = None, scratch_mb: int = 0):
-        """group: the slot's cgroup (cgroups.py), if any. scratch_mb: give the slot a tmpfs of its own
-        this size (as root), so that a sample that fills its space fills nobody else's."""
+    def __init__(self, path: str, uid: int | None, group: cgroups.SlotGroup | None = None):
+        """group: the slot's cgroup (cgroups.py), if any. The path may be a tmpfs of its own already
+        (as root: Launcher), so that a sample that fills its space fills nobody else's."""
         self.path, self.uid, self.group = path, uid, group
         self.workdir = os.path.join(path, "work")
-        os.mkdir(path, 0o711)
-        self.mounted = False
-        if scratch_mb:
-            with contextlib.suppress(OSError):
-                private_tmpfs(path, scratch_mb)
-                self.mounted = True
+        if not os.path.isdir(path):
+            os.mkdir(path, 0o711)
+        self.mounted = os.path.ismount(path)
         os.mkdir(self.workdir, 0o700)
         if uid is not None:
             os.chown(self.workdir, uid, uid)
@@ -123,6 +121,10 @@ def compiled_definitions(definitions: str) -> tuple[bytes | None, dict | None, s
 # Each task's tests, compiled once per worker: sample files come task by task, but a shuffled file
 # (or a long run) brings a task back after hundreds of others, so the cache holds a whole benchmark.
 _compiled_tests = functools.lru_cache(maxsize=1024)(compile_tests)
+
+
+def slot_path(base_dir: str, number: int) -> str:
+    return os.path.join(base_dir, f"slot{number}")
 
 
 def _mounted_hidden(hardening: Hardening) -> list[str]:
@@ -199,6 +201,12 @@ class Launcher:
                 pass  # the process tier still imports through /proc/self/fd (harden.reroute_sys_path)
             with contextlib.suppress(OSError):  # else they stay on disk, slower but as safe
                 private_tmpfs(config.base_dir, _SCRATCH_MB)
+                # Each slot's own space, mounted now: the seccomp filter this worker may load below
+                # forbids mounting later. Slots are numbered from 1 (worker._take_slot).
+                for number in range(1, config.max_parked + 3):
+                    path = slot_path(config.base_dir, number)
+                    os.mkdir(path, 0o711)
+                    private_tmpfs(path, SLOT_SCRATCH_MB)
             with contextlib.suppress(OSError):  # the tiers with Landlock hide them from samples anyway
                 hide(_mounted_hidden(self.hardening))
         # After the mounts: a Landlock rule names the directory a path leads to when it is made.

@@ -26,7 +26,7 @@ from slmlab.execute import cgroups
 from slmlab.execute.channel import Channel
 from slmlab.execute.classify import Seen, Usage, apply_record, classify
 from slmlab.execute.harden import become_subreaper, reset_signals
-from slmlab.execute.launch import Launcher, Slot, WorkerConfig, compiled_definitions
+from slmlab.execute.launch import Launcher, Slot, WorkerConfig, compiled_definitions, slot_path
 from slmlab.execute.limits import MIB, Limits
 from slmlab.execute.outcome import Outcome, Status
 from slmlab.execute.runner import children_of
@@ -57,7 +57,6 @@ class Live:
     expected: tuple | None = None  # a program run on cases: the answers, kept here, outside the sandbox
 
 
-_SLOT_SCRATCH_MB = 128  # a slot's own tmpfs, as root: what one sample may write to files
 _IDLE_SHARE = 0.1  # a program that used less CPU than this share of its time so far is waiting, not working
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -208,8 +207,7 @@ class Worker:
             uid = next((u for u in self.uids if u not in held), self.uids[0])
         self.slot_count += 1
         group = cgroups.SlotGroup.make(f"slmlab-{os.getpid()}-slot{self.slot_count}", uid) if self.cgroups else None
-        scratch = _SLOT_SCRATCH_MB if uid is not None else 0
-        return Slot(os.path.join(self.config.base_dir, f"slot{self.slot_count}"), uid, group, scratch)
+        return Slot(slot_path(self.config.base_dir, self.slot_count), uid, group)
 
     def _release_slot(self, slot: Slot) -> None:
         try:
