@@ -101,6 +101,7 @@ def test_call_sites_read_how_the_tests_compare():
         "    assert abs(candidate(0.5) - 1.5) <= 1e-6\n"
         "    assert tuple(candidate([1])) == (2,)\n"
         "    assert candidate(None) is None\n"
+        "    assert math.isclose(candidate(2), 3.0, rel_tol=0.001)\n"
         "    try:\n"
         "        candidate('x')\n"
         "    except TypeError:\n"
@@ -108,7 +109,8 @@ def test_call_sites_read_how_the_tests_compare():
     )
     sites = call_sites(tests, "f")
     assert [(s.kind, s.wrapper) for _, s in sorted(sites.items())] == [
-        ("eq", None), ("truth", "bool"), ("close", None), ("eq", "tuple"), ("is", None), ("raises", None)]  # fmt: skip
+        ("eq", None), ("truth", "bool"), ("close", None), ("eq", "tuple"), ("is", None), ("isclose", None),
+        ("raises", None)]  # fmt: skip
     assert "not a comparison" in call_sites("def check(candidate):\n    x = candidate(1)\n", "f")
 
 
@@ -118,7 +120,7 @@ def test_the_first_wrong_answer_decides_as_the_tests_would_stop_there():
     def line(answer):
         return marshal.dumps(answer).hex().encode()
 
-    expected = (("eq", 2, 0.0, False), ("eq", 3, 0.0, False))
+    expected = (("eq", 2, 0.0, False, 0.0), ("eq", 3, 0.0, False, 0.0))
     two, three, four = (line(("value", marshal.dumps(n))) for n in (2, 3, 4))
     assert compare(expected, [two, three]) == (None, 2)
     assert compare(expected, [two]) == (None, 1)  # the caller decides what a missing answer means

@@ -16,6 +16,7 @@ around the call decides it, so the tests' semantics are kept:
   assert f(x) is True       -> identical to the constant
   assert f(x) / assert not f(x) -> truthiness (bool() applied in the sandbox, as the test would)
   assert abs(f(x) - y) < t  -> within t of the reference's result
+  assert math.isclose(f(x), y, rel_tol=r) -> math.isclose with the reference's result, same tolerances
   a call whose exception the test expects (inside try/with) -> raises an exception of that class
   tuple(f(x)), list(...), set(...), sorted(...), int(...), ... around the call: applied in the
   sandbox to the result before it is reported, as the test applies it.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import marshal
+import math
 from dataclasses import dataclass
 
 # Functions a test may wrap around the call; the runner applies the pristine builtin of that name.
@@ -47,10 +49,11 @@ Position = tuple[int, int, int, int]  # (line, end line, column, end column) of 
 class Site:
     """How the tests use the result of one call of the function under test."""
 
-    kind: str  # "eq" | "is" | "truth" | "close" | "raises"
+    kind: str  # "eq" | "is" | "truth" | "close" | "isclose" | "raises"
     wrapper: str | None = None  # applied to the result in the sandbox
-    tolerance: float = 0.0  # "close": the largest difference accepted
+    tolerance: float = 0.0  # "close": the largest difference accepted; "isclose": rel_tol
     inclusive: bool = False  # "close": <= rather than <
+    absolute: float = 0.0  # "isclose": abs_tol
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Conversion:
     """A task's tests as cases: what the sandbox computes, and (kept outside) what is expected."""
 
     cases: bytes  # marshal of [(marshal of (args, kwargs), wrapper or None)], sent to the sandbox
-    expected: tuple  # per case: (kind, value, tolerance, inclusive); never sent to the sandbox
+    expected: tuple  # per case: (kind, value, tolerance, inclusive, absolute); never sent to the sandbox
 
 
 def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
@@ -113,7 +116,25 @@ def _site(call: ast.Call, parents: dict) -> Site | None:
         return None
     if isinstance(parent, ast.Expr) and isinstance(above, (ast.Try, ast.With)) and parent in above.body:
         return Site("raises", wrapper)
+    if _is_isclose(parent) and node in parent.args and isinstance(above, ast.Assert) and above.test is parent:
+        tolerances = {"rel_tol": 1e-09, "abs_tol": 0.0}  # math.isclose's defaults
+        for keyword in parent.keywords:
+            value = _number(keyword.value)
+            if keyword.arg not in tolerances or value is None:
+                return None
+            tolerances[keyword.arg] = value
+        return Site("isclose", wrapper, tolerances["rel_tol"], absolute=tolerances["abs_tol"])
     return None
+
+
+def _is_isclose(node) -> bool:
+    """math.isclose(a, b, ...) or isclose(a, b, ...) with two positional arguments."""
+    if not isinstance(node, ast.Call) or len(node.args) != 2:
+        return False
+    function = node.func
+    if isinstance(function, ast.Attribute):
+        return function.attr == "isclose" and isinstance(function.value, ast.Name) and function.value.id == "math"
+    return isinstance(function, ast.Name) and function.id == "isclose"
 
 
 def call_sites(tests: str, entry_point: str) -> dict[Position, Site] | str:
@@ -169,7 +190,7 @@ def conversion(calls: list, sites: dict[Position, Site]) -> Conversion | str:
         else:
             value = marshal.loads(answer[1])
         cases.append((arguments, site.wrapper))
-        expected.append((site.kind, value, site.tolerance, site.inclusive))
+        expected.append((site.kind, value, site.tolerance, site.inclusive, site.absolute))
     return Conversion(marshal.dumps(cases), tuple(expected))
 
 
@@ -193,7 +214,7 @@ def _short(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _matches(kind: str, want, got, tolerance: float, inclusive: bool) -> bool:
+def _matches(kind: str, want, got, tolerance: float, inclusive: bool, absolute: float) -> bool:
     if kind == "eq":
         return bool(got == want)
     if kind == "is":
@@ -203,6 +224,8 @@ def _matches(kind: str, want, got, tolerance: float, inclusive: bool) -> bool:
     if kind == "close":
         difference = abs(got - want)
         return bool(difference <= tolerance if inclusive else difference < tolerance)
+    if kind == "isclose":
+        return math.isclose(got, want, rel_tol=tolerance, abs_tol=absolute)
     return False
 
 
@@ -232,7 +255,7 @@ def compare(expected: tuple, answers: list[bytes]) -> tuple[dict | None, int]:
     when the program ended early (the caller decides what that means). Runs in the worker, on data
     that only marshal decoded: nothing of the program's runs here."""
     for index, line in enumerate(answers[: len(expected)]):
-        kind, want, tolerance, inclusive = expected[index]
+        kind, want, tolerance, inclusive, absolute = expected[index]
         where = f"case {index + 1} of {len(expected)}"
         try:
             answer = marshal.loads(bytes.fromhex(line.decode("ascii")))
@@ -252,7 +275,7 @@ def compare(expected: tuple, answers: list[bytes]) -> tuple[dict | None, int]:
                     "detail": f"{where}: returned a {answer[1]}, which is not plain data"}, index  # fmt: skip
         try:
             got = marshal.loads(answer[1])
-            ok = is_plain(got) and _matches(kind, want, got, tolerance, inclusive)
+            ok = is_plain(got) and _matches(kind, want, got, tolerance, inclusive, absolute)
         except (ValueError, EOFError, TypeError, OverflowError, RecursionError, MemoryError):
             ok, got = False, "<unreadable>"
         if not ok:

@@ -30,7 +30,7 @@ def outcome_judgement(outcome) -> Judgement:
 
 
 # Bump when what a conversion holds, or how it is derived, changes: older entries are then ignored.
-_CASES_FORMAT = 1
+_CASES_FORMAT = 2
 
 
 def _cache_file(task) -> Path:
