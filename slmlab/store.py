@@ -269,9 +269,12 @@ class Store:
         return rows, tokens
 
     def unjudged(self, run_id: str) -> list[SampleRow]:
+        """Samples still to judge: never judged, or judged `harness_error` (the harness's fault, not
+        the sample's: a resumed run judges them again)."""
         rows = self.db.execute(
             "SELECT task_id, sample_index, seed, prompt, completion, generation, judgement FROM samples "
-            "WHERE run_id = ? AND judgement IS NULL ORDER BY task_id, sample_index",
+            "WHERE run_id = ? AND (judgement IS NULL OR json_extract(judgement, '$.verdict') = 'harness_error') "
+            "ORDER BY task_id, sample_index",
             (run_id,),
         ).fetchall()
         return [_sample(row) for row in rows]

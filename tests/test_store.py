@@ -74,6 +74,8 @@ def test_outcomes_metrics_and_human_eval_export(tmp_path):
         assert store.add_sample(run_id, SampleRow("T/0", 0, 0, "p", "    return 1\n", {"tokens": 4}, None))
         assert not store.add_sample(run_id, SampleRow("T/0", 0, 0, "p", "other", {}, None))  # exactly once
         assert [r.task_id for r in store.unjudged(run_id)] == ["T/0"]
+        store.set_judgement(run_id, "T/0", 0, Judgement("sandbox", "harness_error", None))
+        assert [r.task_id for r in store.unjudged(run_id)] == ["T/0"]  # our fault: judged again on resume
         store.set_judgement(run_id, "T/0", 0, Judgement("sandbox", "passed", True))
         assert store.unjudged(run_id) == []
         assert next(store.samples(run_id)).judgement == Judgement("sandbox", "passed", True)
