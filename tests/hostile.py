@@ -76,6 +76,19 @@ HOSTILE = [
         "passed",
         gap="per_sample_limits",
     ),
+    _h(  # the checkout holds the store (slmlab-runs/: other runs' samples) and the code workers import
+        "read_the_checkout",
+        "print(sorted(__import__('os').listdir({checkout!r})))\nprint(open({checkout!r} + '/README.md').read()[:80])\n"
+        + GOOD,
+        "sandbox_violation", "runtime_error",
+        gap="read_user_files",
+    ),
+    _h(  # a module in the checkout's root would be imported by every later worker, on every tier
+        "write_module_into_checkout",
+        "open({checkout!r} + '/bisect.py', 'w').write('def bisect(*a):\\n    return 0\\n')\n" + GOOD,
+        "sandbox_violation",
+        gap="write_outside_workdir",
+    ),
     _h(
         "kill_parent",
         "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + GOOD,

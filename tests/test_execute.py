@@ -341,3 +341,16 @@ def test_a_sample_finds_nothing_of_an_earlier_sample_in_its_memory():
     with Executor("process", workers=1) as executor:
         outcomes = executor.run([Program(first, "assert f(2) == 3\n"), Program(scan, "assert not found\n")])
     assert [o.status for o in outcomes] == [Status.PASSED, Status.PASSED], outcomes[1].detail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a uid per sample needs root")
+def test_samples_running_at_once_never_share_a_uid():
+    """Each sample reports its uid and when it ran; two that overlapped in time had different uids
+    (a shared one would let them signal, trace or forge each other)."""
+    code = "import os, time\nstart = time.time()\ntime.sleep(0.4)\nprint(os.getuid(), start, time.time())\n"
+    with Executor("process", Limits(timeout_s=3.0, park_after_s=0.1), workers=2) as executor:
+        outcomes = executor.run([Program(code, "pass\n")] * 30)
+    spans = [tuple(float(x) for x in o.stdout.split()) for o in outcomes]
+    shared = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]
+              if a[0] == b[0] and a[1] < b[2] and b[1] < a[2]]  # fmt: skip
+    assert len(spans) == 30 and shared == []

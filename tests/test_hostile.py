@@ -83,7 +83,7 @@ def attack(request, tmp_path_factory):
     listener, unix_listener = _Listener(), _Listener(str(root / "host-service.sock"))
     fill = {"outside_file": outside_file, "harness_dir": str(harness_dir), "port": listener.port,
             "unix_socket": str(root / "host-service.sock"),
-            "harness_pid": os.getpid()}  # fmt: skip
+            "harness_pid": os.getpid(), "checkout": str(Path(__file__).resolve().parents[1])}  # fmt: skip
     # An attack the tier says it does not contain here is not launched: on `subprocess` as an
     # ordinary user, kill_harness_by_pid would kill this very test run.
     gaps = detect()[tier].gaps
@@ -123,6 +123,10 @@ def test_hostile_program_is_contained_and_classified(attack, hostile):
         assert attack["listener"].received == []
     if hostile.name == "memory_spread_over_processes" and outcome.passed:
         assert int(outcome.stdout.split()[-1]) * 300 <= 1024, outcome.stdout
+    if hostile.name == "write_module_into_checkout":
+        assert not (Path(__file__).resolve().parents[1] / "bisect.py").exists()
+    if hostile.name == "read_the_checkout":
+        assert "slmlab" not in outcome.stdout
     if hostile.name == "fill_scratch_space":  # stopped inside its own space (128 MB)
         assert int(outcome.stdout.split()[-1]) <= 128, outcome.stdout
     if hostile.name == "unix_socket_to_host_service":
