@@ -138,7 +138,7 @@ class Store:
         prepare_folder(self.path.parent)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -156,6 +156,18 @@ class Store:
             raise UserError(
                 f"{self.path} was written by a newer slmlab (schema {version[0]}): upgrade slmlab, or use a new --out"
             )
+
+    def _use_wal(self) -> None:
+        """Switch to write-ahead logging. SQLite does not wait (busy timeout) for the lock this
+        takes, so processes that open a new store at once (parallel trials) retry for a while."""
+        for attempt in range(100):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
 
     def _migrate_from_version1(self) -> None:
         """Schema 1 kept an `outcome` whose meaning depended on the run kind; schema 2 keeps a typed
