@@ -13,6 +13,7 @@ import hashlib
 import marshal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from slmlab.atomic import write_text_atomic
@@ -33,28 +34,27 @@ def outcome_judgement(outcome) -> Judgement:
 _CASES_FORMAT = 2
 
 
-def _cache_file(task) -> Path:
-    """Content-addressed: the task's program and tests, the entry point, and the marshal format."""
-    program = task.reference_program()
-    key = hashlib.sha256(marshal.dumps((_CASES_FORMAT, sys.version_info[:2], program.definitions, program.tests,
-                                        task.entry_point))).hexdigest()  # fmt: skip
+def _cache_file(reference) -> Path:
+    """Content-addressed: the reference program and its tests, the entry point, and the marshal format."""
+    key = hashlib.sha256(marshal.dumps((_CASES_FORMAT, sys.version_info[:2], reference.definitions, reference.tests,
+                                        reference.entry_point))).hexdigest()  # fmt: skip
     return slmlab_home() / "cases" / f"{key}.hex"
 
 
-def _cached(task) -> Conversion | None:
+def _cached(path: Path) -> Conversion | None:
     """A conversion derived and checked by an earlier run (about 7 ms a task to derive again in the
     sandbox: 1.1 s for HumanEval, a third of judging its 1,158-sample benchmark). Written by this
     trusted process only; a sample on a tier that cannot write outside its directory never reaches it."""
     try:
-        cases, expected = marshal.loads(bytes.fromhex(_cache_file(task).read_text()))
+        cases, expected = marshal.loads(bytes.fromhex(path.read_text()))
         return Conversion(cases, tuple(expected))
     except (OSError, ValueError, EOFError, TypeError):
         return None
 
 
-def _cache(task, conversion: Conversion) -> None:
+def _cache(path: Path, conversion: Conversion) -> None:
     with contextlib.suppress(OSError):  # a read-only home: derived again next time
-        write_text_atomic(_cache_file(task), marshal.dumps((conversion.cases, conversion.expected)).hex())
+        write_text_atomic(path, marshal.dumps((conversion.cases, conversion.expected)).hex())
 
 
 @register_judge("sandbox")
@@ -82,10 +82,6 @@ class SandboxJudge:
         gaps = f" (does not contain here: {', '.join(tier.gaps)})" if tier.gaps else ""
         return f"sandbox: {tier.label}{gaps}"
 
-    def in_process(self) -> dict[str, str]:
-        """The tasks judged so far by their tests inside the sandbox, with the reason."""
-        return {task: why for task, why in self.conversions.items() if isinstance(why, str)}
-
     def convert(self, tasks) -> None:
         """Derive the cases of every task not converted yet: run its reference through its tests in
         the sandbox, recording the calls, then check that the reference passes its own cases. A
@@ -94,7 +90,8 @@ class SandboxJudge:
         recordings, recorded = [], []
         for task in todo:
             program = task.reference_program()
-            cached = _cached(task)
+            cache = _cache_file(program)
+            cached = _cached(cache)
             if cached is not None:
                 self.conversions[task.task_id] = cached
                 continue
@@ -102,26 +99,25 @@ class SandboxJudge:
             if isinstance(sites, str):
                 self.conversions[task.task_id] = sites
                 continue
-            program.record = recording_sites(sites)
-            recordings.append(program)
-            recorded.append((task, sites))
+            recordings.append(replace(program, record=recording_sites(sites)))
+            recorded.append((task, program, sites, cache))
         if not recordings:
             return
         checks = []
-        for (task, sites), outcome in zip(recorded, self.executor.run(recordings), strict=True):
+        for (task, program, sites, cache), outcome in zip(recorded, self.executor.run(recordings), strict=True):
             if not outcome.passed:
                 self.conversions[task.task_id] = f"the reference does not pass its tests ({outcome.status.value})"
                 continue
             made = conversion(marshal.loads(bytes.fromhex(outcome.extra["calls"])), sites)
             self.conversions[task.task_id] = made
             if isinstance(made, Conversion):
-                checks.append(task)
-        programs = [self._with_cases(task.reference_program(), task.task_id) for task in checks]
-        for task, outcome in zip(checks, self.executor.run(programs), strict=True):
+                checks.append((task, self._with_cases(program, task.task_id), cache))
+        outcomes = self.executor.run([program for _, program, _ in checks])
+        for (task, _, cache), outcome in zip(checks, outcomes, strict=True):
             if not outcome.passed:  # a reference whose answers vary between runs, for one
                 self.conversions[task.task_id] = f"the reference fails its own cases: {outcome.detail}"
             else:
-                _cache(task, self.conversions[task.task_id])
+                _cache(cache, self.conversions[task.task_id])
 
     def _with_cases(self, program, task_id: str):
         made = self.conversions[task_id]
