@@ -11,12 +11,19 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 from slmlab.models.trained import trained_weights_sha256
-from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, ModelSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import (
+    SERVER_FIELDS,
+    EngineSettings,
+    ExecutionSettings,
+    ModelSettings,
+    PathSettings,
+    Sectioned,
+)
 from slmlab.tasks.registry import benchmark_names
 from slmlab.validation import describe_error, read_yaml_mapping
 
 # Fields that do not change what is generated or how it is judged: not part of the run's identity.
-PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device")
+PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device", *SERVER_FIELDS)
 
 
 # pydantic lists a base's fields before those of the bases before it: model first, paths last.
@@ -61,6 +68,10 @@ class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, Eng
             raise ValueError("steering needs both steer_layer and steer_direction")
         return self
 
+    def needs(self) -> frozenset[str]:
+        """What the run asks of its engine beyond text."""
+        return frozenset({"capture"} if self.capture_layers else set()) | frozenset({"steer"} if self.steering else set())
+
     @property
     def steering(self) -> bool:
         return self.steer_layer is not None and self.steer_scale != 0
@@ -87,7 +98,7 @@ class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, Eng
             if not identity[name]:
                 identity.pop(name)  # runs made before capture existed keep their ids
         identity.pop("backend")
-        identity |= self.engine_identity()
+        identity |= self.engine_identity(self.model, self.needs())
         if self.model.startswith(("ckpt:", "lora:")):  # retrained into the same folder: a new run
             identity["model_weights"] = trained_weights_sha256(self.model)
         return identity

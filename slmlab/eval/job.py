@@ -48,9 +48,10 @@ def _open_checked(config: EvalConfig, console: Console):
     a direction of the wrong size is one line, and leaves no empty run in the store."""
     from slmlab.generate import open_generator, require
 
-    with console.status(f"loading {config.model}"):
-        generator = open_generator(config.backend, config.model, dtype=config.dtype, device=config.device,
-                                   batch_size=config.batch_size)  # fmt: skip
+    name, why = config.chosen_backend(config.model, config.needs())
+    with console.status(f"loading {config.model} ({name})"):
+        generator = open_generator(name, config.model, **config.engine_settings())
+    generator.chosen_because = why
     if config.capture_layers:
         require(generator, "capture", "--capture-layers")
     if config.steering:
@@ -80,6 +81,8 @@ def _generate(config: EvalConfig, opened, benchmark, planned: list[Planned], mod
     converted = getattr(getattr(generator, "loaded", None), "converted", False)
     console.print(f"model: [bold]{escape(config.model)}[/bold] ({escape(setup.get('model_source', '?'))}), "
                   f"{setup.get('dtype')}, prompt mode {mode}" + (", GGUF converted once" if converted else ""))  # fmt: skip
+    console.print(f"engine: {setup['backend']} ({escape(setup.get('engine_version', '?'))}; "
+                  f"{escape(getattr(generator, 'chosen_because', 'asked for'))})")  # fmt: skip
     writer = None
     if capture is not None:
         from slmlab.probe.arrays import ActivationWriter, Layout, activations_dir
@@ -125,15 +128,17 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     from slmlab.generate.backends import backend
 
     with console.status(f"resolving {config.model}"):
-        identity["model_sha256"], source = backend(config.backend).identify(config.model)
+        identity["model_sha256"], source = backend(config.chosen_backend(config.model, config.needs())[0]).identify(config.model)
     if source and not source.startswith("cache"):
         console.print(f"model {escape(config.model)}: {escape(source)}")
     store_path = out / STORE_NAME
-    with Store(store_path) as store:
+    with Store(store_path) as store, contextlib.ExitStack() as closing:
         wanted = [(t.task_id, i) for t in tasks for i in range(config.n)]
         known = store.find_run("eval", identity)
         missing = store.missing(known, wanted) if known else wanted
         opened = _open_checked(config, console) if missing else None
+        if opened is not None and hasattr(opened[0], "close"):
+            closing.callback(opened[0].close)  # a server process ends with the run
         run_id, resumed = store.open_run("eval", identity)
         console.print(f"run {run_id} ({'resumed: ' if resumed else ''}{len(wanted) - len(missing)} of "
                       f"{len(wanted)} samples already stored) in {store_path}")  # fmt: skip

@@ -21,7 +21,7 @@ CAPABILITIES = {
     "steer": "steer a layer",
     "token_ids": "give the generated token ids",
 }
-FINISH_REASONS = ("stop", "eos", "length")
+FINISH_REASONS = ("stop", "eos", "length", "error")
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,16 @@ class Generation:
     key: Hashable
     text: str  # cut before the stop sequence; no special tokens
     tokens: int  # generated tokens, up to and including the one that ended it
-    finish_reason: str  # stop | eos | length (length means truncated)
+    finish_reason: str  # stop | eos | length (length means truncated) | error (no text: see `error`)
     seconds: float  # from starting this sample to finishing it
     prompt_tokens: int
     token_ids: tuple[int, ...] = ()  # the generated ids, the one that ended it included
     # With activation capture: "prompt_last" and "generated_mean" as float16 [layers, hidden], and
     # "generated" [tokens, layers, hidden] when every token is kept (see slmlab.probe.capture).
     activations: dict[str, Any] | None = None
+    # Why the engine gave no generation (a server that kept failing): the sample is not stored, and
+    # the run says so; nothing is charged to the model.
+    error: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -56,7 +59,7 @@ class Generation:
 class Generator(Protocol):
     """One engine with one model loaded."""
 
-    name: str  # the backend's name: hf, ...
+    name: str  # the backend's name: hf, llamacpp, vllm, openai
     capabilities: frozenset[str]  # a subset of CAPABILITIES
     tokenizer: Any  # renders chat templates and decodes token ids (None where the engine keeps its own)
     # Optional, default False: the engine computes off the CPU (a GPU, a server), so samples are
@@ -70,6 +73,8 @@ class Generator(Protocol):
 
     def generate(self, requests: Iterable[Request], params: SamplingParams, on_result: Callable[[Generation], None],
                  on_step: Callable[[int], None] | None = None) -> None: ...  # fmt: skip
+
+    # Optional: `close()` frees what the engine holds (a server process) before the process ends.
 
 
 def require(generator: Generator, capability: str, asked_by: str) -> None:

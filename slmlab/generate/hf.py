@@ -23,7 +23,7 @@ class HFGenerator:
 
     @classmethod
     def open(cls, model: str, dtype: str = "auto", device: str = "auto", quantization: str | None = None,
-             batch_size: int = 64) -> HFGenerator:  # fmt: skip
+             batch_size: int = 64, **_) -> HFGenerator:  # fmt: skip
         from slmlab.models.load import load
 
         return cls(load(model, dtype=dtype, device=device, quantization=quantization), batch_size)

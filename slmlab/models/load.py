@@ -90,6 +90,42 @@ def _convert(resolved: ResolvedModel, destination: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def gguf_tokenizer_dir(resolved: ResolvedModel) -> Path:
+    """A folder holding the transformers tokenizer of a GGUF file, for engines that run the file
+    itself (llama.cpp, vLLM): slmlab renders chat templates and tokenizes prompts with it, as the hf
+    backend does. Read from the file once (Qwen's 150K-token vocabulary takes seconds) and kept."""
+    from transformers import AutoTokenizer
+
+    sha = resolved.sha256 or sha256_file(Path(resolved.location, resolved.gguf_file))
+    destination = slmlab_home() / "tokenizers" / sha[:24]
+    for folder in (export_dir(sha), destination):
+        if (folder / "tokenizer_config.json").is_file():
+            return folder
+    _quiet_gguf_conversion()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, gguf_file=resolved.gguf_file)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad file
+        raise UserError(f"{resolved.location}/{resolved.gguf_file} has no tokenizer transformers can read: {exc}") from None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".tokenizer-"))
+    publish_dir(staging)
+    try:
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, destination)
+    except OSError:
+        if not (destination / "tokenizer_config.json").is_file():  # not saved by another process first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination
+
+
+def gguf_tokenizer(resolved: ResolvedModel):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gguf_tokenizer_dir(resolved))
+
+
 def _quiet_gguf_conversion() -> None:
     """transformers' GGUF reader shows a tqdm bar of its own, one line per update in a log file:
     keep it on terminals only (disable=None is tqdm's "off when not a tty")."""

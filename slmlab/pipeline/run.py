@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.markup import escape
 
+from slmlab.errors import UserError
 from slmlab.generate.base import Generation, Generator
 from slmlab.generate.params import SamplingParams
 from slmlab.judge.base import Candidate, Judge
@@ -29,6 +30,10 @@ from slmlab.tasks.base import Task
 from slmlab.tasks.prompts import Completion
 
 Extract = Callable[[Task, str], Completion]  # a generation's text -> what is judged
+
+
+class GenerationFailed(UserError):
+    """Some samples could not be generated; those that were are stored."""
 
 
 def keep_text(task: Task, text: str) -> Completion:
@@ -79,10 +84,15 @@ def generate(store: Store, run_id: str, planned: list[Planned], generator: Gener
     by_key = {p.key: p for p in todo}
     cap = max((p.max_new_tokens or params.max_new_tokens) for p in todo)
     started = time.monotonic()
+    failed: list[tuple[Planned, str]] = []
     with Meter(console, label, len(todo), cap) as meter:
 
         def store_sample(generation: Generation) -> None:
             p = by_key[generation.key]
+            if generation.error is not None:
+                failed.append((p, generation.error))
+                meter.sample(0)
+                return
             completion = extract(p.task, generation.text)
             where = writer.append(generation.activations) if writer is not None else None
             record = generation_record(generation, completion, keep_ids) | (annotate(p) if annotate else {})
@@ -94,7 +104,24 @@ def generate(store: Store, run_id: str, planned: list[Planned], generator: Gener
                 on_stored(p.key)
 
         generator.generate([p.request() for p in todo], params, store_sample, on_step=meter.step)
+    if failed:
+        _report_failures(store, run_id, failed, len(todo))
+    if store.metrics(run_id).get("generation_errors"):  # an earlier attempt's, now generated
+        store.set_metric(run_id, "generation_errors", [])
     return Generated(len(todo), meter.estimate.tokens, time.monotonic() - started)
+
+
+def _report_failures(store: Store, run_id: str, failed: list[tuple[Planned, str]], asked: int) -> None:
+    """Samples the engine could not generate (a server that kept failing): recorded with the run,
+    left out of the store, and the run stops with one line; the same command generates them."""
+    store.set_metric(run_id, "generation_errors", [{"task_id": p.task.task_id, "sample_index": p.index,
+                                                    "error": error} for p, error in failed])  # fmt: skip
+    reasons = sorted({error for _, error in failed})
+    raise GenerationFailed(
+        f"{len(failed)} of {asked} samples could not be generated ({reasons[0]}"
+        + (f"; and {len(reasons) - 1} other reasons" if len(reasons) > 1 else "")
+        + "); the others are stored: run the same command again to generate the missing ones"
+    )
 
 
 def default_candidate(task: Task, row: SampleRow) -> Candidate:

@@ -30,25 +30,36 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 SANDBOXES = ("auto", "bwrap", "process", "subprocess")
 
 
+# How a run reaches a server: not what defines its results (a server that moved is the same model).
+SERVER_FIELDS = ("base_url", "api_key_env", "concurrency", "request_timeout", "max_retries")
+
+
 class EngineSettings(BaseModel):
     """The engine that runs a model, and how."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = Field("hf", description="the generator that runs the model: hf (transformers)")
+    backend: str = Field("auto", description="the engine: auto (the fastest here that can do what the run asks), "
+                                             "hf (transformers), llamacpp, vllm (GPU) or openai (a server)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "auto", description="auto, bfloat16, float16 or float32"
+        "auto", description="auto, bfloat16, float16 or float32 (hf and vllm)"
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N (auto: a GPU if there is one)")
-    batch_size: int = Field(64, ge=1, le=4096, description="sequences generated together")
+    batch_size: int = Field(64, ge=1, le=4096, description="sequences generated together (llamacpp: 8 unless given)")
+    base_url: str | None = Field(None, description="openai backend: the server's address, e.g. http://127.0.0.1:8080/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="openai backend: the environment variable that holds the key")
+    concurrency: int = Field(8, ge=1, le=1024, description="openai backend: requests in flight at once")
+    request_timeout: float = Field(600.0, gt=0.0, description="openai backend: seconds before a request is retried")
+    max_retries: int = Field(5, ge=0, le=20, description="openai backend: retries of a failed request, with backoff")
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from slmlab.generate.backends import BACKENDS
+        from slmlab.generate.backends import CHOICES
 
-        if value not in BACKENDS:
-            raise ValueError(f"choose one of {', '.join(BACKENDS)}")
+        if value not in CHOICES:
+            raise ValueError(f"choose one of {', '.join(CHOICES)}")
         return value
 
     @field_validator("device")
@@ -58,10 +69,30 @@ class EngineSettings(BaseModel):
             raise ValueError("give auto, cpu, cuda, cuda:N or mps")
         return value
 
-    def engine_identity(self) -> dict:
-        """What of the engine defines a run's results: the backend, unless it is hf (runs made
-        before backends existed keep their ids). The dtype is part of the config itself."""
-        return {} if self.backend == "hf" else {"backend": self.backend}
+    def chosen_backend(self, model: str, needs: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """(the backend that runs `model`, why): `auto` resolved on this machine."""
+        from slmlab.generate.backends import choose
+
+        return choose(self.backend, model, needs, self.dtype, self.device, getattr(self, "quantization", None))
+
+    def engine_settings(self) -> dict:
+        """What open_generator takes from this section."""
+        return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size,
+                **{name: getattr(self, name) for name in SERVER_FIELDS}}  # fmt: skip
+
+    def engine_identity(self, model: str | None = None, needs: frozenset[str] = frozenset()) -> dict:
+        """What of the engine defines a run's results: the backend and its engine's version, unless it
+        is hf (runs made before backends existed keep their ids; its version is in each run's setup).
+        Without a model (a study over several), only a backend asked for by name."""
+        if model is None:
+            return {} if self.backend in ("hf", "auto") else {"backend": self.backend}
+        from slmlab.generate.backends import backend
+
+        name, _ = self.chosen_backend(model, needs)
+        if name == "hf":
+            return {}
+        version = getattr(backend(name), "engine_version", None)
+        return {"backend": name, **({"engine": version()} if version else {})}
 
 
 class ModelSettings(BaseModel):

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from slmlab.eval.config import EvalConfig
-from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import SERVER_FIELDS, EngineSettings, ExecutionSettings, PathSettings, Sectioned
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 from slmlab.studies.configs import load_config
@@ -85,12 +85,11 @@ class BottleneckConfig(Sectioned, PathSettings, ExecutionSettings, EngineSetting
         values = dict(model=model, benchmark=benchmark, data_dir=self.data_dir, limit=self.limit, n=self.n,
                       temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                       seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, workers=self.workers,
-                      backend=self.backend, device=self.device, batch_size=self.batch_size,
-                      dtype=self.dtype, k=[1], out=self.out)  # fmt: skip
+                      backend=self.backend, **self.engine_settings(), k=[1], out=self.out)  # fmt: skip
         return EvalConfig(**(values | overrides))
 
     def study_id(self) -> str:
-        identity = self.model_dump(exclude={"out", "batch_size", "data_dir", "workers", "device", "backend"})
+        identity = self.model_dump(exclude={"out", "batch_size", "data_dir", "workers", "device", "backend", *SERVER_FIELDS})
         return run_key("bottleneck", identity | self.engine_identity())
 
 

@@ -136,7 +136,7 @@ def _generation_identity(config: BudgetStudyConfig, first_prompt: str) -> dict:
                 "prompt_sha256": hashlib.sha256(first_prompt.encode()).hexdigest()[:16]}  # fmt: skip
     if config.model.startswith(("ckpt:", "lora:")):
         identity["model_weights"] = trained_weights_sha256(config.model)
-    return identity
+    return identity | config.engine_identity(config.model, frozenset({"token_ids"}))
 
 
 def _tasks(config: BudgetStudyConfig) -> list:
@@ -181,9 +181,9 @@ class _Model:
             from slmlab.generate import open_generator, require
 
             with self.console.status(f"loading {self.config.model}"):
-                self._generator = open_generator(self.config.backend, self.config.model, dtype=self.config.dtype,
-                                                 device=self.config.device, quantization=self.config.quantization,
-                                                 batch_size=self.config.batch_size)  # fmt: skip
+                name, _ = self.config.chosen_backend(self.config.model, frozenset({"token_ids"}))
+                self._generator = open_generator(name, self.config.model, quantization=self.config.quantization,
+                                                 **self.config.engine_settings())  # fmt: skip
             require(self._generator, "token_ids", "the budget study reads smaller budgets from them")
         return self._generator
 
