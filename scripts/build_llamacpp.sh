@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build llama.cpp's server once and cache it, for `--backend llamacpp` and for serving a GGUF model
 # behind an OpenAI-compatible endpoint. PyPI has no llama.cpp binary, so the sources come from the
-# llama-cpp-python sdist (which vendors a tested llama.cpp) and are compiled here: about 15 minutes
-# on 2 idle cores, up to 30 on a busy machine. Later runs find the cached binary and return at once.
+# llama-cpp-python sdist (which vendors a tested llama.cpp) and only the server is compiled: 5m10s
+# on 2 idle cores, more on a busy machine. Later runs find the cached binary and return at once.
 #
 # The binary lands in ${SLMLAB_HOME:-~/.cache/slmlab}/llama.cpp/<version>-<cpu>/bin/llama-server;
 # slmlab looks there, then at $SLMLAB_LLAMA_SERVER, then at `llama-server` on PATH.
@@ -25,8 +25,9 @@ PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-echo "building llama.cpp (llama-cpp-python $VERSION sources) into $DEST: about 15-30 minutes, once"
-"$PYTHON" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$WORK" >/dev/null
+echo "building llama.cpp's server (llama-cpp-python $VERSION sources) into $DEST: about 5 minutes, once"
+"$PYTHON" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$WORK" >"$WORK/download.log" 2>&1 \
+  || { tail -n 20 "$WORK/download.log" >&2; echo "could not download llama.cpp's sources from PyPI" >&2; exit 1; }
 tar xzf "$WORK"/llama_cpp_python-$VERSION.tar.gz -C "$WORK"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 # Static, native, no network: no curl or TLS, no web UI fetched from a hub at build time.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up slmlab on a fresh machine: a virtual environment in .venv with slmlab and its pinned
-# dependencies, and bubblewrap for the strongest sandbox tier where the system lets us install it.
-# Safe to run again: it only installs what is missing.
+# dependencies, bubblewrap for the strongest sandbox tier where the system lets us install it, and
+# llama.cpp's server, the fastest engine for the built-in GGUF models on a CPU (compiled once, about
+# 5 minutes on 2 idle cores, then cached; SLMLAB_SKIP_LLAMACPP=1 skips it). A first set-up takes
+# about 7 minutes; safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +38,9 @@ fi
 # Bytecode now, even where PYTHONDONTWRITEBYTECODE is set: each sandbox worker imports slmlab afresh
 # and would otherwise compile it from source every time it starts.
 .venv/bin/python -m compileall -q slmlab >/dev/null
+
+# llama.cpp: not fatal when it cannot be built (no compiler, no cmake): runs use the hf engine.
+if [ -z "${SLMLAB_SKIP_LLAMACPP:-}" ]; then
+  PYTHON=.venv/bin/python ./scripts/build_llamacpp.sh \
+    || echo "note: llama.cpp was not built; runs use the hf engine (retry: ./scripts/build_llamacpp.sh)" >&2
+fi

@@ -157,7 +157,8 @@ def _eval_from_options(options: dict) -> None:
 # The flags of `slmlab eval` are EvalConfig's fields (slmlab.cli_options), in this order.
 EVAL_FLAGS = ("model", "benchmark", "n", "limit", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens",
               "seed", "prompt_mode", "few_shot", "sanitize", "stop", "backend", "dtype", "device", "batch_size",
-              "sandbox", "timeout", "workers", "k", "data_dir", "out", "capture_layers", "capture_tokens",
+              "base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "sandbox", "timeout",
+              "workers", "k", "data_dir", "out", "capture_layers", "capture_tokens",
               "steer_layer", "steer_direction", "steer_scale")  # fmt: skip
 
 
@@ -219,18 +220,21 @@ def compare_command(
     k: Annotated[int, typer.Option(help="compare pass@k")] = 1,
 ) -> None:
     """Paired comparison of two runs on the tasks both contain, with its verdict."""
-    from slmlab.eval.lookup import run_outcomes
+    from slmlab.eval.lookup import engine_difference, run_outcomes
     from slmlab.metrics import compare_runs
 
     if k < 1:
         raise UserError(f"--k must be a positive integer (compare pass@k), not {k}")
-    a_label, a = run_outcomes(run_a, out)
-    b_label, b = run_outcomes(run_b, out)
+    a_label, a, a_setup = run_outcomes(run_a, out)
+    b_label, b, b_setup = run_outcomes(run_b, out)
     if not set(a) & set(b):
         raise UserError(f"runs {a_label} and {b_label} share no task: compare runs on the same benchmark")
     comparison = compare_runs(a, b, k=k)
     console.print(f"A: {escape(a_label)}\nB: {escape(b_label)}")
     console.print(comparison.verdict)
+    difference = engine_difference(a_setup, b_setup)
+    if difference:
+        console.print(f"[yellow]{escape(difference)}[/yellow]")
 
 
 models_app = typer.Typer(

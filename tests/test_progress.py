@@ -161,13 +161,17 @@ def test_openmp_waits_passively_with_no_more_threads_than_the_quota(monkeypatch)
     monkeypatch.setattr(cpu, "cpu_quota", lambda: None)
     environ = {}
     cpu.configure(environ)
-    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE", cpu.OURS: "OMP_WAIT_POLICY"}
+    assert cpu.without_passive_waiting(environ) == {}  # llama.cpp's server spins, as it is built to
     monkeypatch.setattr(cpu, "cpu_quota", lambda: 2.5)
     cpu.configure(environ)
-    assert environ == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE", cpu.OURS: "OMP_WAIT_POLICY", "OMP_NUM_THREADS": "3"}
     environ = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "8"}  # the user's settings win
     cpu.configure(environ)
     assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "8"}
+    environ = {"OMP_WAIT_POLICY": "PASSIVE"}  # the user's, for every engine
+    cpu.configure(environ)
+    assert cpu.without_passive_waiting(environ) == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}
 
 
 def test_cpu_quota_from_cgroup_files(tmp_path):

@@ -38,17 +38,34 @@ def resolve_run_reference(reference: str, out: Path) -> tuple[Path, str]:
     return Path(out), reference
 
 
-def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]]]:
-    """(label, task -> passed per sample) of a run named by id or by its report folder."""
+def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]], dict]:
+    """(label, task -> passed per sample, how it was generated) of a run named by id or by its
+    report folder."""
     out, reference = resolve_run_reference(reference, out)
     with open_store(out) as store:
         run_id = find_run(store, reference)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)))
+        setup = store.metrics(run_id).get("generation_setup") or {}
     if not summary.by_task:
         raise UserError(
             f"run {run_id} has no executed sample yet: finish it with the same `slmlab eval` command"
         )
-    return f"{run_id} ({describe_config(summary.config)})", summary.by_task
+    return f"{run_id} ({describe_config(summary.config)})", summary.by_task, setup
+
+
+def engine_difference(a: dict, b: dict) -> str | None:
+    """A line when two runs' samples came from different engines, engine versions or weight
+    formats (a quantization, a dtype): their difference is then not the model's alone."""
+
+    def engine(setup: dict) -> tuple[str, str, str]:
+        return (setup.get("backend", "hf"), setup.get("engine_version", "?"),
+                str(setup.get("quantization") or setup.get("dtype", "?")))  # fmt: skip
+
+    if not a or not b or engine(a) == engine(b):
+        return None
+    what = "different engines" if engine(a)[:2] != engine(b)[:2] else "different weight formats"
+    return (f"note: the runs used {what}: A {'; '.join(engine(a))}, B {'; '.join(engine(b))}; "
+            "a difference may come from the engine as well as from the model")  # fmt: skip
 
 
 def describe_config(config: dict) -> str:

@@ -15,14 +15,18 @@ from slmlab.errors import UserError
 from slmlab.generate import hf, llamacpp, openai_api, vllm_engine  # noqa: F401  register themselves
 from slmlab.generate.base import BACKENDS, Generator
 from slmlab.generate.llama_server import find_server
+from slmlab.generate.vllm_engine import gpu_present
 
-CHOICES = ("auto", *BACKENDS)
+
+def choices() -> tuple[str, ...]:
+    """What `--backend` takes: auto, then every registered engine."""
+    return ("auto", *BACKENDS)
 
 
 def backend(name: str):
     """The generator class registered as `name`, or one line naming the choices."""
     if name not in BACKENDS:
-        raise UserError(f"unknown backend '{name}': choose one of {', '.join(CHOICES)}")
+        raise UserError(f"unknown backend '{name}': choose one of {', '.join(choices())}")
     return BACKENDS[name]
 
 
@@ -31,17 +35,6 @@ def runs_gguf(model: str) -> bool:
     from slmlab.models.registry import find_spec
 
     return find_spec(model) is not None or model.endswith(".gguf")
-
-
-def gpu_present() -> bool:
-    """An NVIDIA GPU torch can use; without NVIDIA's driver, known without importing torch (2 s)."""
-    import os
-
-    if not os.path.exists("/proc/driver/nvidia/gpus"):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def choose(requested: str, model: str, needs: frozenset[str] = frozenset(), dtype: str = "auto",

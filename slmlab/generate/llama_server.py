@@ -3,7 +3,8 @@
 The llamacpp backend runs the model in llama.cpp's own server: its parallel slots decode several
 sequences in one batch (continuous batching), which a single llama.cpp stream cannot, and a C++
 process of its own keeps generation off the GIL. PyPI has no llama.cpp binary, so
-`scripts/build_llamacpp.sh` compiles one once (about 15-30 minutes on 2 cores) and caches it;
+`scripts/build_llamacpp.sh` (run by the set-up) compiles one once, about 5 minutes on 2 cores, and
+caches it;
 a server the user built or installed works too.
 
 Where the binary is looked for, in order: $SLMLAB_LLAMA_SERVER, the build cache
@@ -28,7 +29,7 @@ from slmlab.errors import UserError
 from slmlab.models.cache import slmlab_home
 
 ENV_VAR = "SLMLAB_LLAMA_SERVER"
-BUILD_HINT = "build it once with ./scripts/build_llamacpp.sh (15-30 minutes), or set SLMLAB_LLAMA_SERVER"
+BUILD_HINT = "build it once with ./scripts/build_llamacpp.sh (about 5 minutes), or set SLMLAB_LLAMA_SERVER"
 
 
 def cpu_key() -> str:

@@ -86,7 +86,7 @@ class OpenAIGenerator:
 
     def generate(self, requests: Iterable[Request], params: SamplingParams, on_result: Callable[[Generation], None],
                  on_step: Callable[[int], None] | None = None) -> None:  # fmt: skip
-        run_concurrently(requests, lambda request, steps: self._one(request, params, steps), self.concurrency,
+        run_concurrently(requests, lambda request, _, steps: self._one(request, params, steps), self.concurrency,
                          on_result, on_step)  # fmt: skip
 
     def _one(self, request: Request, params: SamplingParams, steps: Callable[[int], None]) -> Generation:
@@ -115,8 +115,9 @@ class OpenAIGenerator:
         except openai.APIConnectionError as exc:  # timeouts included: retried, then given up
             reason = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, openai.APITimeoutError):
+                reason = f"the server at {self.base_url} stopped answering ({reason})"
                 with self.lock:
-                    self.down = f"the server at {self.base_url} stopped answering ({reason})"
+                    self.down = reason
             return self._failed(request, started, reason)
         except openai.APIStatusError as exc:
             return self._failed(request, started, f"HTTP {exc.status_code}: {_short(exc.message)}")

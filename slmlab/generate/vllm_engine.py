@@ -26,13 +26,22 @@ from slmlab.generate.stops import CLOSED_CODE_BLOCK, StopFinder
 GPU_MEMORY = 0.85  # of the GPU's memory for weights and cache; the rest for torch and the sandbox
 
 
+def gpu_present() -> bool:
+    """An NVIDIA GPU torch can use; without NVIDIA's driver, known without importing torch (2 s)."""
+    import os
+
+    if not os.path.exists("/proc/driver/nvidia/gpus"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def require_vllm():
     try:
         import vllm
     except ImportError:
         raise UserError("the vllm backend needs vLLM and an NVIDIA GPU: pip install 'slmlab[vllm]'") from None
-    from slmlab.generate.backends import gpu_present
-
     if not gpu_present():
         raise UserError("the vllm backend needs an NVIDIA GPU, and this machine has none: use --backend llamacpp or hf")
     return vllm
@@ -83,7 +92,7 @@ class VLLMGenerator:
 
             lora = {"enable_lora": True, "max_lora_rank": max(8, int(adapter_info(adapter).get("rank", 16)))}
         llm = vllm.LLM(**loads, dtype=dtype, enable_prefix_caching=True, gpu_memory_utilization=GPU_MEMORY,
-                       max_num_seqs=max(batch_size, 1), seed=0, **lora)  # fmt: skip
+                       max_num_seqs=batch_size, seed=0, **lora)  # fmt: skip
         return cls(llm, resolved, adapter, dtype)
 
     @staticmethod

@@ -45,7 +45,8 @@ class EngineSettings(BaseModel):
         "auto", description="auto, bfloat16, float16 or float32 (hf and vllm)"
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N (auto: a GPU if there is one)")
-    batch_size: int = Field(64, ge=1, le=4096, description="sequences generated together (llamacpp: 8 unless given)")
+    batch_size: int | None = Field(None, ge=1, le=4096, description="sequences generated together "
+                                   "(default: the engine's own: hf 64, llamacpp 8, vllm 256)")
     base_url: str | None = Field(None, description="openai backend: the server's address, e.g. http://127.0.0.1:8080/v1")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="openai backend: the environment variable that holds the key")
@@ -56,10 +57,10 @@ class EngineSettings(BaseModel):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from slmlab.generate.backends import CHOICES
+        from slmlab.generate.backends import choices
 
-        if value not in CHOICES:
-            raise ValueError(f"choose one of {', '.join(CHOICES)}")
+        if value not in choices():
+            raise ValueError(f"choose one of {', '.join(choices())}")
         return value
 
     @field_validator("device")
@@ -77,7 +78,7 @@ class EngineSettings(BaseModel):
 
     def engine_settings(self) -> dict:
         """What open_generator takes from this section."""
-        return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size,
+        return {"dtype": self.dtype, "device": self.device, **({"batch_size": self.batch_size} if self.batch_size else {}),
                 **{name: getattr(self, name) for name in SERVER_FIELDS}}  # fmt: skip
 
     def engine_identity(self, model: str | None = None, needs: frozenset[str] = frozenset()) -> dict:
