@@ -6,12 +6,12 @@ Workloads (SmolLM2-135M-Instruct unless --model):
               prompts ending at HumanEval's stop sequences.
 Ways:
   hf          slmlab's hf backend (transformers, slmlab's batched engine, batch 64);
-  llamacpp    slmlab's llamacpp backend (llama.cpp's server, 8 slots);
-  openai      slmlab's openai backend against llama.cpp's server (8 slots, 8 requests in flight);
+  llamacpp    slmlab's llamacpp backend (llama.cpp's server, 16 slots);
+  openai      slmlab's openai backend against llama.cpp's server (16 slots, 16 requests in flight);
   naive, batched (sampling only, not run by default: --ways naive,batched,hf) transformers' own
               `generate`, one call per sample (how the seeds did it) or one per prompt with its n
               samples as the batch and a stop criterion (lm-evaluation-harness, bigcode's harness);
-  anchor      llama.cpp's server driven by a bare HTTP client, no slmlab: 8 requests in flight, each
+  anchor      llama.cpp's server driven by a bare HTTP client, no slmlab: 16 requests in flight, each
               prompt's samples kept on one slot (its fastest configuration found here), the server
               stopping at the stop sequences (the chat workload's closed code block is watched in
               the stream, as no server stop string can express it).
@@ -40,14 +40,14 @@ from slmlab.generate import Request, SamplingParams, cut_at_stop
 from slmlab.generate.base import Generation
 from slmlab.generate.concurrent import run_concurrently
 from slmlab.generate.llama_server import LlamaServer
-from slmlab.generate.llamacpp import PromptAffinity
+from slmlab.generate.llamacpp import DEFAULT_SLOTS, PromptAffinity
 from slmlab.generate.stops import CLOSED_CODE_BLOCK
 from slmlab.models import resolve
 from slmlab.models.load import gguf_tokenizer
 from slmlab.tasks import load_benchmark, lookup
 from slmlab.tasks.humaneval import HUMANEVAL_STOPS as _STOPS
 
-SLOTS = 8
+SLOTS = DEFAULT_SLOTS
 _CLOSED_FENCE = re.compile(r"```[^\n]*\n(?:.*?\n)?```", re.DOTALL)
 
 
@@ -181,12 +181,15 @@ def measure(way: str, name: str, args) -> dict:
         results: list[Generation] = []
         engine.generate(requests, params, results.append)
         tokens = sum(g.tokens for g in results)
+        if way == "openai":  # the server's count includes what it generated past slmlab's cut
+            tokenizer = gguf_tokenizer(resolve(args.model))
+            tokens = sum(len(tokenizer(g.text, add_special_tokens=False)["input_ids"]) + (g.finish_reason != "length")
+                         for g in results)  # fmt: skip
     seconds = time.perf_counter() - started
-    for held in (locals().get("engine"), locals().get("server")):
-        if held is not None and hasattr(held, "close"):
-            held.close()
-        elif held is not None:
-            held.stop()
+    if hasattr(locals().get("engine"), "close"):
+        engine.close()
+    if way in ("anchor", "openai"):
+        server.stop()
     return {"way": way, "workload": name, "tokens": tokens, "seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 1)}  # fmt: skip
 

@@ -20,6 +20,10 @@ HAS_VLLM = importlib.util.find_spec("vllm") is not None and gpu_present()
 def test_auto_picks_what_can_do_what_the_run_asks(monkeypatch, tmp_path):
     monkeypatch.setattr("slmlab.generate.backends.find_server", lambda: tmp_path / "llama-server")
     monkeypatch.setattr("slmlab.generate.backends.gpu_present", lambda: False)
+    monkeypatch.setattr("slmlab.generate.backends.native_bfloat16", lambda device: True)
+    name, why = choose("auto", "smollm2-135m-instruct")
+    assert name == "hf" and "bfloat16" in why  # measured faster in batches where bf16 is native
+    monkeypatch.setattr("slmlab.generate.backends.native_bfloat16", lambda device: False)
     assert choose("auto", "smollm2-135m-instruct")[0] == "llamacpp"  # built-in models are GGUF
     assert choose("auto", str(tmp_path / "model.gguf"))[0] == "llamacpp"
     assert choose("auto", "smollm2-135m-instruct", frozenset({"capture"}))[0] == "hf"

@@ -98,10 +98,12 @@ class LlamaServer:
         self.log = tempfile.NamedTemporaryFile(prefix="slmlab-llama-server-", suffix=".log", delete=False)
 
     def command(self) -> list[str]:
-        # --kv-unified: the slots share one cache, so a long sample may use what short ones leave;
+        # Each slot keeps a cache of its own (context / slots), attended to alone: one cache shared by
+        # the slots (--kv-unified) made every token attend over all of them, masked, and ran the
+        # 200-sample HumanEval workload at 113 tokens/s against 156 without it.
         # --no-webui / no network: the server only answers this process, on loopback.
         return [str(self.binary), "--model", str(self.model_path), "--host", "127.0.0.1", "--port", str(self.port),
-                "--ctx-size", str(self.context), "--parallel", str(self.slots), "--kv-unified",
+                "--ctx-size", str(self.context), "--parallel", str(self.slots),
                 "--threads", str(self.threads), "--threads-batch", str(self.threads), "--n-gpu-layers", "0",
                 "--no-webui", "--slot-prompt-similarity", "0.5"]  # fmt: skip
 

@@ -26,10 +26,11 @@ from slmlab.generate.llama_server import LlamaServer, require_server, server_ver
 from slmlab.generate.params import SamplingParams
 from slmlab.generate.stops import StopFinder
 
-# Sequences decoded together. On 2 CPU cores llama.cpp's generation grows to 8 sequences and
-# flattens after (llama-batched-bench, SmolLM2: 144 tokens/s for 1, 217 for 8, 223 for 16, 206 for
-# 32); each slot holds a cache of its own, so --batch-size is capped at MAX_SLOTS.
-DEFAULT_SLOTS = 8
+# Sequences decoded together. On 2 CPU cores llama.cpp's generation grows up to 16 sequences and
+# flattens after (llama-batched-bench: SmolLM2 144 tokens/s for 1, 217 for 8, 223 for 16, 206 for
+# 32; Qwen2.5-Coder-0.5B 51, 92, 117, 125); each slot holds a cache of its own, so --batch-size
+# is capped at MAX_SLOTS.
+DEFAULT_SLOTS = 16
 MAX_SLOTS = 32
 CONTEXT_PER_SLOT = 4096
 

@@ -48,9 +48,9 @@ def choose_dtype(requested: str, device: str = "cpu") -> str:
 
 
 def native_bfloat16(device: str = "cpu") -> bool:
-    import torch
-
     if device.startswith("cuda"):
+        import torch
+
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()

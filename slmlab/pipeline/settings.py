@@ -46,7 +46,7 @@ class EngineSettings(BaseModel):
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N (auto: a GPU if there is one)")
     batch_size: int | None = Field(None, ge=1, le=4096, description="sequences generated together "
-                                   "(default: the engine's own: hf 64, llamacpp 8, vllm 256)")
+                                   "(default: the engine's own: hf 64, llamacpp 16, vllm 256)")
     base_url: str | None = Field(None, description="openai backend: the server's address, e.g. http://127.0.0.1:8080/v1")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="openai backend: the environment variable that holds the key")
