@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build llama.cpp's server once and cache it, for `--backend llamacpp` and for serving a GGUF model
 # behind an OpenAI-compatible endpoint. PyPI has no llama.cpp binary, so the sources come from the
-# llama-cpp-python sdist (which vendors a tested llama.cpp) and only the server is compiled: 5m10s
-# on 2 idle cores, more on a busy machine. Later runs find the cached binary and return at once.
+# llama-cpp-python sdist (which vendors a tested llama.cpp) and only the server is compiled: 5-8
+# minutes on 2 cores (5m10s and 7m30s measured). Later runs find the cached binary at once.
 #
 # The binary lands in ${SLMLAB_HOME:-~/.cache/slmlab}/llama.cpp/<version>-<cpu>/bin/llama-server;
 # slmlab looks there, then at $SLMLAB_LLAMA_SERVER, then at `llama-server` on PATH.
@@ -25,7 +25,7 @@ PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-echo "building llama.cpp's server (llama-cpp-python $VERSION sources) into $DEST: about 5 minutes, once"
+echo "building llama.cpp's server (llama-cpp-python $VERSION sources) into $DEST: 5-8 minutes, once"
 "$PYTHON" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$WORK" >"$WORK/download.log" 2>&1 \
   || { tail -n 20 "$WORK/download.log" >&2; echo "could not download llama.cpp's sources from PyPI" >&2; exit 1; }
 tar xzf "$WORK"/llama_cpp_python-$VERSION.tar.gz -C "$WORK"

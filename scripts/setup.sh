@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Set up slmlab on a fresh machine: a virtual environment in .venv with slmlab and its pinned
-# dependencies, bubblewrap for the strongest sandbox tier where the system lets us install it, and
-# llama.cpp's server, the fastest engine for the built-in GGUF models on a CPU (compiled once, about
-# 5 minutes on 2 idle cores, then cached; SLMLAB_SKIP_LLAMACPP=1 skips it). A first set-up takes
-# about 7 minutes; safe to run again: it only installs what is missing.
+# dependencies, and bubblewrap for the strongest sandbox tier where the system lets us install it
+# (about 1 minute). With --with-llamacpp, also llama.cpp's server, the llamacpp engine: compiled
+# once and cached, 5-8 minutes on 2 cores (scripts/build_llamacpp.sh). Safe to run again: it only
+# installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_LLAMACPP=
+for arg in "$@"; do
+  case "$arg" in
+    --with-llamacpp) WITH_LLAMACPP=1 ;;
+    *) echo "usage: ./scripts/setup.sh [--with-llamacpp]" >&2; exit 2 ;;
+  esac
+done
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -40,7 +47,7 @@ fi
 .venv/bin/python -m compileall -q slmlab >/dev/null
 
 # llama.cpp: not fatal when it cannot be built (no compiler, no cmake): runs use the hf engine.
-if [ -z "${SLMLAB_SKIP_LLAMACPP:-}" ]; then
+if [ -n "$WITH_LLAMACPP" ]; then
   PYTHON=.venv/bin/python ./scripts/build_llamacpp.sh \
     || echo "note: llama.cpp was not built; runs use the hf engine (retry: ./scripts/build_llamacpp.sh)" >&2
 fi
