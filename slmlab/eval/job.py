@@ -42,13 +42,13 @@ def select_tasks(config: EvalConfig) -> list[Task]:
     return tasks[: config.limit] if config.limit else tasks
 
 
-def _open_checked(config: EvalConfig, console: Console):
+def _open_checked(config: EvalConfig, console: Console, engine: tuple[str, str]):
     """The generator and what will run inside its model, checked before the run is recorded: a
     device this machine lacks, a capability the backend lacks, a layer the model does not have or
     a direction of the wrong size is one line, and leaves no empty run in the store."""
     from slmlab.generate import open_generator, require
 
-    name, why = config.chosen_backend(config.model, config.needs())
+    name, why = engine
     with console.status(f"loading {config.model} ({name})"):
         generator = open_generator(name, config.model, **config.engine_settings())
     generator.chosen_because = why
@@ -127,8 +127,9 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     identity = config.identity()
     from slmlab.generate.backends import backend
 
+    engine = config.chosen_backend(config.model, config.needs())  # (name, why): `auto` resolved
     with console.status(f"resolving {config.model}"):
-        identity["model_sha256"], source = backend(config.chosen_backend(config.model, config.needs())[0]).identify(config.model)
+        identity["model_sha256"], source = backend(engine[0]).identify(config.model)
     if source and not source.startswith("cache"):
         console.print(f"model {escape(config.model)}: {escape(source)}")
     store_path = out / STORE_NAME
@@ -136,7 +137,7 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
         wanted = [(t.task_id, i) for t in tasks for i in range(config.n)]
         known = store.find_run("eval", identity)
         missing = store.missing(known, wanted) if known else wanted
-        opened = _open_checked(config, console) if missing else None
+        opened = _open_checked(config, console, engine) if missing else None
         if opened is not None and hasattr(opened[0], "close"):
             closing.callback(opened[0].close)  # a server process ends with the run
         run_id, resumed = store.open_run("eval", identity)

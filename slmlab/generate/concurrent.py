@@ -8,6 +8,7 @@ worker threads only post to a queue, which the caller drains.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ class InOrder:
     """Hands the requests out in the order given, whichever worker asks."""
 
     def __init__(self, requests: Iterable[Request]):
-        self.requests = list(requests)
+        self.requests = collections.deque(requests)
         self.lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -34,7 +35,7 @@ class InOrder:
 
     def take(self, worker: int) -> Request | None:
         with self.lock:
-            return self.requests.pop(0) if self.requests else None
+            return self.requests.popleft() if self.requests else None
 
 
 def run_concurrently(requests: Iterable[Request] | InOrder, work: Work, workers: int,

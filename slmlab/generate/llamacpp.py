@@ -12,6 +12,7 @@ ends the moment its stop appears. Sampling is pinned to what slmlab asks, not ll
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -112,8 +113,11 @@ class LlamaCppGenerator:
 
         limits = httpx.Limits(max_connections=self.server.slots + 1)
         with httpx.Client(base_url=self.server.url, timeout=httpx.Timeout(None), limits=limits) as client:
-            run_concurrently(PromptAffinity(requests), lambda request, slot, steps: self._one(client, request, slot, params, steps),
-                             self.server.slots, on_result, on_step)  # fmt: skip
+
+            def one(request: Request, slot: int, steps: Callable[[int], None]) -> Generation:
+                return self._one(client, request, slot, params, steps)
+
+            run_concurrently(PromptAffinity(requests), one, self.server.slots, on_result, on_step)
 
     def _one(self, client, request: Request, slot: int, params: SamplingParams, steps: Callable[[int], None]) -> Generation:
         started = time.monotonic()
@@ -122,7 +126,8 @@ class LlamaCppGenerator:
         finder = StopFinder(request.stops or ())
         ids: list[int] = []
         text, reason = "", "length"
-        with client.stream("POST", "/completion", json=_payload(prompt, budget, params, request.seed, self.server.context) | {"id_slot": slot}) as response:
+        payload = _payload(prompt, budget, params, request.seed, self.server.context) | {"id_slot": slot}
+        with client.stream("POST", "/completion", json=payload) as response:
             if response.status_code != 200:
                 raise UserError(f"llama.cpp's server refused a request ({response.status_code}): "
                                 f"{response.read().decode(errors='replace')[:300]}")  # fmt: skip
@@ -156,10 +161,10 @@ class PromptAffinity:
     prompt no slot has started, and when none is left, helps with the one that has most to do."""
 
     def __init__(self, requests: Iterable[Request]):
-        self.groups: dict[tuple[str, bool], list[Request]] = {}
+        self.groups: dict[tuple[str, bool], collections.deque[Request]] = {}
         for request in requests:
-            self.groups.setdefault((request.prompt, request.add_special_tokens), []).append(request)
-        self.untouched = list(self.groups)
+            self.groups.setdefault((request.prompt, request.add_special_tokens), collections.deque()).append(request)
+        self.untouched = collections.deque(self.groups)
         self.owned: dict[int, tuple[str, bool]] = {}
         self.total = sum(len(group) for group in self.groups.values())
         self.lock = threading.Lock()
@@ -172,13 +177,13 @@ class PromptAffinity:
             mine = self.owned.get(slot)
             if mine is None or not self.groups[mine]:
                 if self.untouched:
-                    mine = self.untouched.pop(0)
+                    mine = self.untouched.popleft()
                 else:
                     mine = max(self.groups, key=lambda key: len(self.groups[key]), default=None)
                     if mine is None or not self.groups[mine]:
                         return None
                 self.owned[slot] = mine
-            return self.groups[mine].pop(0)
+            return self.groups[mine].popleft()
 
 
 def _payload(prompt: list[int], budget: int, params: SamplingParams, seed: int, context: int) -> dict:
