@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from slmlab.cpu import usable_cpus
 from slmlab.errors import UserError
 from slmlab.generate.base import Generation, Request, register_backend
 from slmlab.generate.concurrent import run_concurrently
@@ -86,7 +87,7 @@ class LlamaCppGenerator:
         tokenizer = gguf_tokenizer(resolved)
         slots = min(batch_size or DEFAULT_SLOTS, MAX_SLOTS)
         server = LlamaServer(Path(resolved.location, resolved.gguf_file), slots, slots * CONTEXT_PER_SLOT,
-                             threads or _threads(), binary).start()  # fmt: skip
+                             threads or usable_cpus(), binary).start()  # fmt: skip
         return cls(resolved, tokenizer, server, server_version(binary))
 
     @staticmethod
@@ -197,8 +198,3 @@ def _payload(prompt: list[int], budget: int, params: SamplingParams, seed: int, 
             "presence_penalty": 0.0, "frequency_penalty": 0.0, "dry_multiplier": 0.0, "xtc_probability": 0.0,
             "top_n_sigma": -1.0, "mirostat": 0}  # fmt: skip
 
-
-def _threads() -> int:
-    from slmlab.cpu import usable_cpus
-
-    return usable_cpus()

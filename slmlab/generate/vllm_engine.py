@@ -20,6 +20,7 @@ from pathlib import Path
 
 from slmlab.errors import UserError
 from slmlab.generate.base import Generation, Request, register_backend
+from slmlab.generate.hf import HFGenerator
 from slmlab.generate.params import SamplingParams
 from slmlab.generate.stops import CLOSED_CODE_BLOCK, StopFinder
 
@@ -95,12 +96,7 @@ class VLLMGenerator:
                        max_num_seqs=batch_size, seed=0, **lora)  # fmt: skip
         return cls(llm, resolved, adapter, dtype)
 
-    @staticmethod
-    def identify(model: str) -> tuple[str | None, str]:
-        from slmlab.models import resolve
-
-        resolved = resolve(model, download=True)
-        return resolved.sha256, resolved.source
+    identify = staticmethod(HFGenerator.identify)  # the same weights, resolved the same way
 
     @staticmethod
     def engine_version() -> str:

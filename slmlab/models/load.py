@@ -79,12 +79,22 @@ def _convert(resolved: ResolvedModel, destination: Path) -> None:
     # A GGUF-loaded model refuses save_pretrained while it remembers its quantization.
     model.config.quantization_config = None
     model.hf_quantizer = None
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".convert-"))
-    publish_dir(staging)  # readable by others once in place, as mkdir() would make it
-    try:
+
+    def save(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+
+    _publish(destination, ".convert-", save)
+
+
+def _publish(destination: Path, prefix: str, save) -> None:
+    """`save(folder)` into a staging folder beside `destination`, renamed into place whole: a killed
+    save leaves nothing."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=prefix))
+    publish_dir(staging)  # readable by others once in place, as mkdir() would make it
+    try:
+        save(staging)
         os.replace(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -106,17 +116,11 @@ def gguf_tokenizer_dir(resolved: ResolvedModel) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(resolved.location, gguf_file=resolved.gguf_file)
     except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad file
         raise UserError(f"{resolved.location}/{resolved.gguf_file} has no tokenizer transformers can read: {exc}") from None
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=".tokenizer-"))
-    publish_dir(staging)
     try:
-        tokenizer.save_pretrained(staging)
-        os.replace(staging, destination)
+        _publish(destination, ".tokenizer-", tokenizer.save_pretrained)
     except OSError:
         if not (destination / "tokenizer_config.json").is_file():  # not saved by another process first
             raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return destination
 
 
