@@ -158,7 +158,7 @@ def _eval_from_options(options: dict) -> None:
 EVAL_FLAGS = ("model", "benchmark", "n", "limit", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens",
               "seed", "prompt_mode", "few_shot", "sanitize", "stop", "backend", "dtype", "device", "batch_size",
               "base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "sandbox", "timeout",
-              "workers", "k", "data_dir", "out", "capture_layers", "capture_tokens",
+              "workers", "executor", "ray_address", "replicas", "k", "data_dir", "out", "capture_layers", "capture_tokens",
               "steer_layer", "steer_direction", "steer_scale")  # fmt: skip
 
 

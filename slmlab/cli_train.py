@@ -230,6 +230,8 @@ def train_search(
     seq_len: Annotated[int, _flag("--seq-len", help="tokens per sequence")] = 256,
     lr: Annotated[float, _flag("--lr", help="peak learning rate")] = 1e-3,
     collapse: Annotated[bool, typer.Option(help="also measure collapse on the 52 prompts")] = True,
+    executor: Annotated[str, typer.Option(help="local (this machine) or ray (trials as Ray tasks on a cluster)")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="ray executor: the cluster to join [a new one here]")] = None,
 ) -> None:
     """Short proxy runs over a grid or random space, in parallel, ranked by validation bits per
     character (then collapse rate). Finished trials are kept: re-running resumes the search."""
@@ -250,7 +252,8 @@ def train_search(
     done = lambda row, n, total: _console().print(  # noqa: E731
         f"trial {n}/{total} {row['trial']}: {row['val_bits_per_char']:.3f} bits/char"
     )
-    results = run_search(base, parsed, out, mode, trials, parallel, collapse, on_done=done)
+    results = run_search(base, parsed, out, mode, trials, parallel, collapse, on_done=done, executor=executor,
+                         ray_address=ray_address)  # fmt: skip
     headers = ["rank", *parsed, "params", "val bits/char", "val loss", "collapse", "tok/s"]
     rows = [[str(i), *(str(r[k]) for k in parsed), f"{r['parameters']:,}", f"{r['val_bits_per_char']:.3f}",
              f"{r['val_loss']:.3f}", "-" if r["collapse_rate"] is None else f"{r['collapse_rate']:.0%}",

@@ -290,8 +290,8 @@ def test_the_local_executor_runs_each_call_in_its_own_process_and_says_which_fai
     with pytest.raises(CallFailed) as failed:
         list(make_executor("local", parallel=1).run_each(_square_or_fail, [(1,), (-1,)]))
     assert failed.value.index == 1 and isinstance(failed.value.error, ValueError)
-    with pytest.raises(UserError, match="unknown executor 'ray'"):
-        make_executor("ray")
+    with pytest.raises(UserError, match="unknown executor 'cloud'"):
+        make_executor("cloud")
 
 
 def test_a_config_gives_its_sections_nested_or_flat_with_the_same_identity():

@@ -12,7 +12,9 @@ from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
 from slmlab.models.trained import trained_weights_sha256
 from slmlab.pipeline.settings import (
+    CLUSTER_FIELDS,
     SERVER_FIELDS,
+    ClusterSettings,
     EngineSettings,
     ExecutionSettings,
     ModelSettings,
@@ -23,11 +25,12 @@ from slmlab.tasks.registry import benchmark_names
 from slmlab.validation import describe_error, read_yaml_mapping
 
 # Fields that do not change what is generated or how it is judged: not part of the run's identity.
-PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device", *SERVER_FIELDS)
+PRESENTATION_FIELDS = ("out", "batch_size", "data_dir", "k", "workers", "device", *SERVER_FIELDS, *CLUSTER_FIELDS)
 
 
 # pydantic lists a base's fields before those of the bases before it: model first, paths last.
-class EvalConfig(Sectioned, PathSettings, ExecutionSettings, SamplingParams, EngineSettings, ModelSettings):
+class EvalConfig(Sectioned, PathSettings, ClusterSettings, ExecutionSettings, SamplingParams, EngineSettings,
+                 ModelSettings):
     """`slmlab eval`: the shared sections (model, sampling, execution, paths) and what is the eval's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from slmlab.errors import UserError
 from slmlab.eval.config import EvalConfig
 from slmlab.judge import make_judge
 from slmlab.pipeline import run
@@ -49,8 +50,18 @@ def _open_checked(config: EvalConfig, console: Console, engine: tuple[str, str])
     from slmlab.generate import open_generator, require
 
     name, why = engine
-    with console.status(f"loading {config.model} ({name})"):
-        generator = open_generator(name, config.model, **config.engine_settings())
+    if config.executor == "ray":
+        from slmlab.cluster.connect import connect
+        from slmlab.cluster.replicas import ReplicaGenerator
+
+        with console.status(f"joining the Ray cluster and loading {config.model} ({name}) on its replicas"):
+            generator = ReplicaGenerator(connect(config.ray_address), name, config.model, config.engine_settings(),
+                                         config.replicas, say=console.print)  # fmt: skip
+        console.print(f"ray: {generator.setup()['replicas']} generator replicas on "
+                      f"{len(generator.setup()['replica_nodes'])} nodes")  # fmt: skip
+    else:
+        with console.status(f"loading {config.model} ({name})"):
+            generator = open_generator(name, config.model, **config.engine_settings())
     generator.chosen_because = why
     if config.capture_layers:
         require(generator, "capture", "--capture-layers")
@@ -107,6 +118,11 @@ def _generate(config: EvalConfig, opened, benchmark, planned: list[Planned], mod
                 hooks.enter_context(part)
         done, judged = run.generate_and_judge(store, run_id, planned, generator, config.sampling(), console, tasks,
                                               judge, overlap, extract=extract, writer=writer)  # fmt: skip
+    for stage, per_node in (("generated", getattr(generator, "per_node", None)),
+                            ("executed", getattr(judge, "per_node", dict)())):  # fmt: skip
+        if per_node:
+            setup[f"{stage}_per_node"] = dict(per_node)
+            console.print(f"{stage} per node: " + ", ".join(f"{node} {count}" for node, count in sorted(per_node.items())))
     return {**setup, **done.speed()}, judged
 
 
@@ -118,9 +134,23 @@ def _ranges(layers: list[int]) -> str:
     )
 
 
+def _judge_settings(config: EvalConfig):
+    """The run's judge settings; on the Ray executor, with a sandbox on every node of the cluster."""
+    if config.executor != "ray":
+        return config.judge_settings()
+    from functools import partial
+
+    from slmlab.cluster.sandbox import ClusterSandbox
+
+    return config.judge_settings(pool=partial(ClusterSandbox, address=config.ray_address))
+
+
 def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     """Generate and execute what the store lacks, summarise the run and store its metrics; the run's
     folder (`report_dir`) gets its samples.jsonl, and the caller writes its report into it."""
+    if config.executor == "ray" and config.needs():
+        raise UserError("activation capture and steering hook the model in this process: run them with "
+                        "--executor local")  # fmt: skip
     tasks = select_tasks(config)
     benchmark = lookup(config.benchmark)
     out = prepare_folder(config.out)  # before a model download that a bad --out would waste
@@ -148,7 +178,7 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
                 "[yellow]note: greedy decoding (temperature 0) gives n identical samples per task[/yellow]"
             )
         by_id = {t.task_id: t for t in tasks}
-        with make_judge(benchmark.judge, config.judge_settings()) as judge:
+        with make_judge(benchmark.judge, _judge_settings(config)) as judge:
             if missing:
                 from slmlab.tasks.prompts import choose_mode
 

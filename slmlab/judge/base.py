@@ -33,6 +33,9 @@ class JudgeSettings:
     memory_mb: int = 2048  # address space per program
     park: Literal["idle", "all", "off"] = "idle"  # see slmlab.execute.limits
     match: Literal["strict", "flexible"] = "flexible"  # math answers
+    # Makes the sandbox's executor (sandbox=, limits=, workers=): None, slmlab.execute.Executor on
+    # this machine; the Ray executor passes slmlab.cluster.sandbox.ClusterSandbox.
+    pool: Callable | None = None
 
 
 class Judge(Protocol):

@@ -74,8 +74,12 @@ class SandboxJudge:
         if self._executor is None:
             s = self.settings
             limits = Limits(timeout_s=s.timeout, memory_mb=s.memory_mb, park=s.park)
-            self._executor = Executor(sandbox=s.sandbox, limits=limits, workers=s.workers)
+            self._executor = (s.pool or Executor)(sandbox=s.sandbox, limits=limits, workers=s.workers)
         return self._executor
+
+    def per_node(self) -> dict[str, int]:
+        """Programs run on each node, where the executor spans a cluster's nodes."""
+        return dict(getattr(self._executor, "per_node", None) or {})
 
     def describe(self) -> str:
         tier = self.executor.tier

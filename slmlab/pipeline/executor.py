@@ -1,7 +1,7 @@
 """Where a run's independent units of heavy work run: the trials of a sweep (a LoRA trial, a
 `train search` trial), each a function call that trains and scores on its own. The local executor
-runs them in fresh processes on this machine's cores; an executor for a cluster takes the same
-calls (`EXECUTORS` names them).
+runs them in fresh processes on this machine's cores; the Ray executor (slmlab.cluster.trials)
+takes the same calls as Ray tasks on a cluster.
 
 Each call runs in its own process, `spawn`ed rather than forked (a forked copy of a process that
 already ran torch's thread pool can deadlock), one call per process (its peak memory is its own,
@@ -15,15 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from slmlab.errors import UserError
-
-
-class CallFailed(Exception):
-    """Call `index` raised `error` (the calls not started were cancelled)."""
-
-    def __init__(self, index: int, error: BaseException):
-        super().__init__(f"call {index} failed: {type(error).__name__}: {error}")
-        self.index, self.error = index, error
+from slmlab.errors import CallFailed, UserError
 
 
 class LocalExecutor:
@@ -53,10 +45,15 @@ class LocalExecutor:
                 yield futures[future], result
 
 
-EXECUTORS = {"local": LocalExecutor}
+EXECUTORS = ("local", "ray")
 
 
-def make_executor(name: str = "local", parallel: int = 1) -> LocalExecutor:
-    if name not in EXECUTORS:
-        raise UserError(f"unknown executor '{name}': choose one of {', '.join(EXECUTORS)}")
-    return EXECUTORS[name](parallel)
+def make_executor(name: str = "local", parallel: int = 1, address: str | None = None):
+    """The executor `name`: `local`, or `ray` (the cluster at `address`, or one on this machine)."""
+    if name == "local":
+        return LocalExecutor(parallel)
+    if name == "ray":
+        from slmlab.cluster.trials import RayExecutor
+
+        return RayExecutor(parallel, address)
+    raise UserError(f"unknown executor '{name}': choose one of {', '.join(EXECUTORS)}")

@@ -119,6 +119,30 @@ class ExecutionSettings(BaseModel):
         return JudgeSettings(sandbox=self.sandbox, timeout=self.timeout, workers=self.workers, **more)
 
 
+# Where a run's work runs: not what defines its results (a sample's text and verdict are the same anywhere).
+CLUSTER_FIELDS = ("executor", "ray_address", "replicas")
+
+
+class ClusterSettings(BaseModel):
+    """Where generation, execution and sweep trials run: this machine, or a Ray cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: Literal["local", "ray"] = Field("local", description="local (this machine) or ray (a Ray cluster: "
+                                              "pip install 'slmlab[ray]')")
+    ray_address: str | None = Field(None, description="ray executor: the cluster to join, e.g. auto or "
+                                    "10.0.0.1:6379 [a new one on this machine]")
+    replicas: int | None = Field(None, ge=1, le=4096, description="ray executor: generator replicas "
+                                 "[one per GPU, else one per node]")
+
+    @model_validator(mode="after")
+    def _ray_fields_need_ray(self):
+        if self.executor == "local" and (self.ray_address or self.replicas):
+            given = "ray_address" if self.ray_address else "replicas"
+            raise ValueError(f"{given} is for the ray executor: add executor: ray (--executor ray)")
+        return self
+
+
 class PathSettings(BaseModel):
     """Where data is read and runs are written."""
 
@@ -129,7 +153,8 @@ class PathSettings(BaseModel):
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"engine": EngineSettings, "sampling": SamplingParams,
-                                        "execution": ExecutionSettings, "paths": PathSettings}  # fmt: skip
+                                        "execution": ExecutionSettings, "cluster": ClusterSettings,
+                                        "paths": PathSettings}  # fmt: skip
 
 
 class Sectioned(BaseModel):

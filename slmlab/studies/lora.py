@@ -64,6 +64,8 @@ class LoraStudyConfig(BaseModel):
     mbpp_limit: int | None = Field(20, ge=1)  # MBPP test tasks executed per Python trial; None: all 500
     minibench: bool = True
     parallel: int = Field(1, ge=1)  # trials at once, each in its own process on cores / parallel threads
+    executor: Literal["local", "ray"] = "local"  # ray: the trials as Ray tasks over a cluster's nodes
+    ray_address: str | None = None  # the cluster to join [a new one on this machine]
     device: str = "auto"  # training and generation: auto (a CUDA GPU if torch sees one), cpu, cuda:N
     data_dir: str | None = None
     out: str = "slmlab-runs/studies/lora"
@@ -377,7 +379,7 @@ def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -
 
     calls = [(config.model_dump_json(), t) for t in todo]
     try:
-        for done, (index, _) in enumerate(make_executor("local", config.parallel).run_each(_trial_process, calls), 1):
+        for done, (index, _) in enumerate(make_executor(config.executor, config.parallel, config.ray_address).run_each(_trial_process, calls), 1):
             console.print(f"trial {done}/{len(todo)} done: {_label(todo[index])}")
     except CallFailed as failed:
         if isinstance(failed.error, UserError):

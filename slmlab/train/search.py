@@ -117,7 +117,8 @@ def _run_trial(config_json: str, collapse: bool, *, threads: int) -> dict:
 
 
 def run_search(base: TrainConfig, space: dict[str, list], out: Path, mode: str = "grid", trials: int = 8,
-               parallel: int = 2, collapse: bool = True, seed: int = 0, on_done=None) -> list[dict]:  # fmt: skip
+               parallel: int = 2, collapse: bool = True, seed: int = 0, on_done=None, executor: str = "local",
+               ray_address: str | None = None) -> list[dict]:  # fmt: skip
     """Every trial's settings and results, best first."""
     from slmlab.train.loop import prepare_tokenizer
 
@@ -135,7 +136,7 @@ def run_search(base: TrainConfig, space: dict[str, list], out: Path, mode: str =
     results = []
     calls = [(t.config.model_dump_json(), collapse) for t in planned]
     try:
-        for index, outcome in make_executor("local", parallel).run_each(_run_trial, calls):
+        for index, outcome in make_executor(executor, parallel, ray_address).run_each(_run_trial, calls):
             trial, summary = planned[index], outcome["summary"]
             row = {"trial": trial.trial_id, **trial.settings, "parameters": summary["model"]["parameters"],
                    "val_loss": summary["val_loss"], "val_bits_per_char": summary["val_bits_per_char"],
