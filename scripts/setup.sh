@@ -2,15 +2,17 @@
 # Set up slmlab on a fresh machine: a virtual environment in .venv with slmlab and its pinned
 # dependencies, and bubblewrap for the strongest sandbox tier where the system lets us install it
 # (about 1 minute). With --with-llamacpp, also llama.cpp's server, the llamacpp engine: compiled
-# once and cached, 5-8 minutes on 2 cores (scripts/build_llamacpp.sh). Safe to run again: it only
-# installs what is missing.
+# once and cached, 5-8 minutes on 2 cores (scripts/build_llamacpp.sh). With --with-ray, also Ray, the
+# cluster executor (--executor ray; about 10 seconds). Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_LLAMACPP=
+EXTRAS=dev
 for arg in "$@"; do
   case "$arg" in
     --with-llamacpp) WITH_LLAMACPP=1 ;;
-    *) echo "usage: ./scripts/setup.sh [--with-llamacpp]" >&2; exit 2 ;;
+    --with-ray) EXTRAS=dev,ray ;;
+    *) echo "usage: ./scripts/setup.sh [--with-llamacpp] [--with-ray]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,7 +39,7 @@ fi
 # Quiet unless it fails: the build backend's notices are kept in .venv/install.log.
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first and pinned, so nothing that needs it can pull a multi-GB CUDA build instead.
-if ! { .venv/bin/python -m pip install -q "torch==2.13.0" && .venv/bin/python -m pip install -q -e '.[dev]'; } >.venv/install.log 2>&1; then
+if ! { .venv/bin/python -m pip install -q "torch==2.13.0" && .venv/bin/python -m pip install -q -e ".[$EXTRAS]"; } >.venv/install.log 2>&1; then
   tail -n 30 .venv/install.log >&2
   echo "slmlab failed to install (full log: .venv/install.log)" >&2
   exit 1

@@ -237,6 +237,40 @@ def compare_command(
         console.print(f"[yellow]{escape(difference)}[/yellow]")
 
 
+cluster_app = typer.Typer(no_args_is_help=True, help="The Ray cluster a run with --executor ray would use.")
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("status")
+def cluster_status_command(
+    ray_address: Annotated[str | None, typer.Option(help="the cluster to ask, e.g. auto or 10.0.0.1:6379 "
+                                                    "[a new one on this machine]")] = None,  # fmt: skip
+    sandbox: Annotated[str, typer.Option(help="the sandbox tier a run would ask every node for")] = "auto",
+    replicas: Annotated[int | None, typer.Option(help="generator replicas a run would ask for")] = None,
+) -> None:
+    """Every node of the cluster (cores, GPUs, memory, the sandbox tier it gives) and what a run would get."""
+    from rich.table import Table
+
+    from slmlab.cluster.status import cluster_status
+
+    if replicas is not None and replicas < 1:
+        raise UserError(f"--replicas must be at least 1, not {replicas}")
+    status = cluster_status(ray_address, sandbox, replicas)
+    table = Table(title=f"Ray {status['ray']} cluster: {len(status['nodes'])} nodes")
+    for column in ("node", "CPUs", "GPUs", "memory", f"sandbox '{status['sandbox']}'"):
+        table.add_column(column)
+    for node in status["nodes"]:
+        tier = escape(node["tier"]) if node["tier"] else f"[red]refuses: {escape(node['tier_note'])}[/red]"
+        if node["tier"] and node["tier_note"]:
+            tier += f" [yellow](does not contain: {escape(node['tier_note'])})[/yellow]"
+        table.add_row(node["short"], str(node["cpus"]), str(node["gpus"]), f"{node['memory_gb']} GB", tier)
+    console.print(table)
+    each = "1 GPU each" if status["replica_gpus"] else f"{'/'.join(map(str, sorted(set(status['replica_cpus']))))} cores each"
+    refusing = [n["short"] for n in status["nodes"] if not n["tier"]]
+    console.print(f"a run would get: {status['replicas']} generator replicas ({each}); sandbox workers on "
+                  f"{len(status['nodes'])} nodes" + (f", [red]refused by {', '.join(refusing)}[/red]" if refusing else ""))  # fmt: skip
+
+
 models_app = typer.Typer(
     no_args_is_help=True, help="Models slmlab knows by name: list them, fetch them into the cache."
 )
@@ -320,6 +354,9 @@ def probe_command(
 
 
 study_app = typer.Typer(help="Studies from the seed write-ups, each one command.", no_args_is_help=True)
+# Where a study's evals, generations or trials run (slmlab.pipeline.settings.ClusterSettings).
+Executor = Annotated[str | None, typer.Option(help="local or ray, a Ray cluster (default: the config's, local)")]
+RayAddress = Annotated[str | None, typer.Option(help="ray executor: the cluster to join (default: a new one on this machine)")]
 app.add_typer(study_app, name="study")
 
 
@@ -331,13 +368,16 @@ def study_bottleneck(
     out: Annotated[str | None, typer.Option(help="folder of the run store and the study's report")] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/ (default: $SLMLAB_DATA)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="sequences generated together")] = None,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Seed 000: scaling comparison, activation probes with controls, and an intervention, on any models.
     Every stage is a stored run, so re-running the same command resumes."""
     from slmlab.report.bottleneck import print_study
     from slmlab.studies.bottleneck import load_study_config, run_study
 
-    settings = load_study_config(config, {"out": out, "data_dir": data_dir, "batch_size": batch_size})
+    settings = load_study_config(config, {"out": out, "data_dir": data_dir, "batch_size": batch_size,
+                                          "executor": executor, "ray_address": ray_address})  # fmt: skip
     print_study(console, run_study(settings, console))
 
 
@@ -372,6 +412,8 @@ def study_lora(
     parallel: Annotated[
         int | None, typer.Option(help="trials at once, each in its own process (default: the config's)")
     ] = None,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Seed 001: LoRA sweeps over rank, data size and language with real syntax checkers, BLEU and
     CodeBLEU with intervals, and executed pass@1; the base model as a baseline. Resumes."""
@@ -379,7 +421,8 @@ def study_lora(
     from slmlab.studies.lora import load_study_config, run_study
 
     settings = load_study_config(
-        config, {"sweep": sweep, "out": out, "data_dir": data_dir, "parallel": parallel}
+        config, {"sweep": sweep, "out": out, "data_dir": data_dir, "parallel": parallel, "executor": executor,
+                 "ray_address": ray_address},
     )
     print_sweep(console, settings, run_study(settings, console))
 
@@ -407,6 +450,8 @@ def study_budget(
     data_dir: Annotated[
         str | None, typer.Option(help="folder holding gsm8k/ and mbpp/ (default: $SLMLAB_DATA)")
     ] = None,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Seed 002: accuracy vs generation budget on GSM8K (or pass@1 on code), the cliff, solution
     structure and annotated errors. Each sample is generated once and read at every budget. Resumes."""
@@ -414,7 +459,8 @@ def study_budget(
     from slmlab.studies.budget import load_study_config, run_study
 
     settings = load_study_config(config, {"model": model, "num_samples": num_samples, "benchmark": benchmark,
-                                          "out": out, "data_dir": data_dir})  # fmt: skip
+                                          "out": out, "data_dir": data_dir, "executor": executor,
+                                          "ray_address": ray_address})  # fmt: skip
     print_study(console, settings, run_study(settings, phase, console))
 
 

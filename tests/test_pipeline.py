@@ -294,6 +294,18 @@ def test_the_local_executor_runs_each_call_in_its_own_process_and_says_which_fai
         make_executor("cloud")
 
 
+def test_the_ray_executor_without_its_extra_or_its_cluster_is_one_line(tmp_path):
+    from tests.test_cli import _one_line_error, slmlab
+
+    (tmp_path / "ray.py").write_text("raise ImportError('No module named ray')\n")  # Ray not installed
+    without = {"PYTHONPATH": str(tmp_path)}
+    _one_line_error(slmlab("cluster", "status", env=without), "pip install 'slmlab[ray]'")
+    _one_line_error(slmlab("eval", "--model", "smollm2-135m-instruct", "--limit", "1", "--executor", "ray",
+                           "--out", str(tmp_path / "runs"), env=without), "pip install 'slmlab[ray]'")  # fmt: skip
+    _one_line_error(slmlab("cluster", "status", "--ray-address", "127.0.0.1:1"), "no Ray cluster answers")
+    _one_line_error(slmlab("eval", "--model", "x", "--replicas", "2"), "--executor ray")
+
+
 def test_a_config_gives_its_sections_nested_or_flat_with_the_same_identity():
     from slmlab.eval.config import make_config
     from slmlab.studies.budget import BudgetStudyConfig

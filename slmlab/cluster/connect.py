@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import socket
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from slmlab.errors import UserError
 
@@ -34,6 +37,8 @@ def connect(address: str | None = None):
     ray = require_ray()
     if ray.is_initialized():
         return ray
+    if address:
+        _check_reachable(address)
     env = {name: os.environ[name] for name in _PASSED_ON if name in os.environ}
     try:
         ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
@@ -43,6 +48,26 @@ def connect(address: str | None = None):
         raise UserError(f"could not join the Ray cluster at {address or 'this machine'} ({first}): start one with "
                         "`ray start --head`, or leave out --ray-address for one on this machine") from None  # fmt: skip
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """One line at once for a cluster that is not there: Ray itself retries a dead address for minutes."""
+    if address.startswith("ray://"):
+        return  # Ray Client: its own connection says what is wrong
+    if address == "auto":
+        recorded = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        address = os.environ.get("RAY_ADDRESS") or (recorded.read_text().strip() if recorded.is_file() else "")
+        if not address:
+            raise UserError("--ray-address auto: no Ray cluster was started on this machine; start one with "
+                            "`ray start --head`, or give its address (host:port)")  # fmt: skip
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address}: give the cluster's host:port (e.g. 10.0.0.1:6379), auto or ray://...")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise UserError(f"no Ray cluster answers at {address} ({error.strerror or error}): start one there with "
+                        "`ray start --head`, or leave out --ray-address for one on this machine") from None  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class GeneratorReplica:
             self.generator.close()
 
 
-def _placements(ray, replicas: int | None) -> list[dict]:
+def placements(ray, replicas: int | None) -> list[dict]:
     """Each replica's Ray options: a GPU each where there are GPUs, else a node's cores each."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -131,7 +131,7 @@ class ReplicaGenerator:
         self.ray, self.say, self.name = ray, say, backend
         actor = ray.remote(max_restarts=0, max_task_retries=0)(GeneratorReplica)
         self.actors, self.workers = [], []
-        for placement in _placements(ray, replicas):
+        for placement in placements(ray, replicas):
             options = {k: v for k, v in placement.items() if k != "cpus"}
             self.actors.append(actor.options(**options).remote(backend, model, settings, placement["cpus"]))
         nodes = {n.id: n.short for n in alive_nodes(ray)}

@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from slmlab.errors import UserError
 from slmlab.eval.config import EvalConfig
 from slmlab.judge import make_judge
 from slmlab.pipeline import run
+from slmlab.pipeline.engines import sandbox_pool
 from slmlab.pipeline.plan import Planned, plan
 from slmlab.pipeline.summary import RunSummary
 from slmlab.store import STORE_NAME, Store, prepare_folder
@@ -47,21 +47,12 @@ def _open_checked(config: EvalConfig, console: Console, engine: tuple[str, str])
     """The generator and what will run inside its model, checked before the run is recorded: a
     device this machine lacks, a capability the backend lacks, a layer the model does not have or
     a direction of the wrong size is one line, and leaves no empty run in the store."""
-    from slmlab.generate import open_generator, require
+    from slmlab.generate import require
+    from slmlab.pipeline.engines import open_engine
 
     name, why = engine
-    if config.executor == "ray":
-        from slmlab.cluster.connect import connect
-        from slmlab.cluster.replicas import ReplicaGenerator
-
-        with console.status(f"joining the Ray cluster and loading {config.model} ({name}) on its replicas"):
-            generator = ReplicaGenerator(connect(config.ray_address), name, config.model, config.engine_settings(),
-                                         config.replicas, say=console.print)  # fmt: skip
-        console.print(f"ray: {generator.setup()['replicas']} generator replicas on "
-                      f"{len(generator.setup()['replica_nodes'])} nodes")  # fmt: skip
-    else:
-        with console.status(f"loading {config.model} ({name})"):
-            generator = open_generator(name, config.model, **config.engine_settings())
+    generator = open_engine(name, config.model, config.engine_settings(), config.section("cluster"), console,
+                            config.needs())  # fmt: skip
     generator.chosen_because = why
     if config.capture_layers:
         require(generator, "capture", "--capture-layers")
@@ -134,23 +125,9 @@ def _ranges(layers: list[int]) -> str:
     )
 
 
-def _judge_settings(config: EvalConfig):
-    """The run's judge settings; on the Ray executor, with a sandbox on every node of the cluster."""
-    if config.executor != "ray":
-        return config.judge_settings()
-    from functools import partial
-
-    from slmlab.cluster.sandbox import ClusterSandbox
-
-    return config.judge_settings(pool=partial(ClusterSandbox, address=config.ray_address))
-
-
 def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     """Generate and execute what the store lacks, summarise the run and store its metrics; the run's
     folder (`report_dir`) gets its samples.jsonl, and the caller writes its report into it."""
-    if config.executor == "ray" and config.needs():
-        raise UserError("activation capture and steering hook the model in this process: run them with "
-                        "--executor local")  # fmt: skip
     tasks = select_tasks(config)
     benchmark = lookup(config.benchmark)
     out = prepare_folder(config.out)  # before a model download that a bad --out would waste
@@ -178,7 +155,7 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
                 "[yellow]note: greedy decoding (temperature 0) gives n identical samples per task[/yellow]"
             )
         by_id = {t.task_id: t for t in tasks}
-        with make_judge(benchmark.judge, _judge_settings(config)) as judge:
+        with make_judge(benchmark.judge, config.judge_settings(pool=sandbox_pool(config.section("cluster")))) as judge:
             if missing:
                 from slmlab.tasks.prompts import choose_mode
 

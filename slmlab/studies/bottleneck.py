@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from slmlab.eval.config import EvalConfig
-from slmlab.pipeline.settings import SERVER_FIELDS, EngineSettings, ExecutionSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import (
+    CLUSTER_FIELDS,
+    SERVER_FIELDS,
+    ClusterSettings,
+    EngineSettings,
+    ExecutionSettings,
+    PathSettings,
+    Sectioned,
+)
 from slmlab.probe.findings import ProbeFindings
 from slmlab.store import run_key
 from slmlab.studies.configs import load_config
@@ -45,7 +53,7 @@ class InterventionConfig(BaseModel):
     scales: list[float] | None = None
 
 
-class BottleneckConfig(Sectioned, PathSettings, ExecutionSettings, EngineSettings):
+class BottleneckConfig(Sectioned, PathSettings, ClusterSettings, ExecutionSettings, EngineSettings):
     """The shared sections (execution, paths) and the study's own settings; its models all run with
     the same decoding, given here once."""
 
@@ -86,10 +94,14 @@ class BottleneckConfig(Sectioned, PathSettings, ExecutionSettings, EngineSetting
                       temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                       seed=self.seed, timeout=self.timeout, sandbox=self.sandbox, workers=self.workers,
                       backend=self.backend, **self.engine_settings(), k=[1], out=self.out)  # fmt: skip
+        # The scaling stage's evals spread over the cluster; capture and steering hook a model in this process.
+        if not {"capture_layers", "steer_layer"} & set(overrides):
+            values |= {name: getattr(self, name) for name in CLUSTER_FIELDS}
         return EvalConfig(**(values | overrides))
 
     def study_id(self) -> str:
-        identity = self.model_dump(exclude={"out", "batch_size", "data_dir", "workers", "device", "backend", *SERVER_FIELDS})
+        identity = self.model_dump(exclude={"out", "batch_size", "data_dir", "workers", "device", "backend", *SERVER_FIELDS,
+                                            *CLUSTER_FIELDS})  # fmt: skip
         return run_key("bottleneck", identity | self.engine_identity())
 
 

@@ -35,7 +35,14 @@ from rich.console import Console
 from slmlab.atomic import atomic_writer, write_text_atomic
 from slmlab.errors import UserError
 from slmlab.generate.params import SamplingParams
-from slmlab.pipeline.settings import EngineSettings, ExecutionSettings, ModelSettings, PathSettings, Sectioned
+from slmlab.pipeline.settings import (
+    ClusterSettings,
+    EngineSettings,
+    ExecutionSettings,
+    ModelSettings,
+    PathSettings,
+    Sectioned,
+)
 from slmlab.store import STORE_NAME, SampleRow, Store
 from slmlab.studies import budget_analysis as analysis
 from slmlab.studies.configs import load_config
@@ -54,7 +61,7 @@ def _budget_list(values: list[int]) -> list[int]:
     return sorted(set(values))
 
 
-class BudgetStudyConfig(Sectioned, PathSettings, ExecutionSettings, EngineSettings, ModelSettings):
+class BudgetStudyConfig(Sectioned, PathSettings, ClusterSettings, ExecutionSettings, EngineSettings, ModelSettings):
     """The shared sections (model, execution, paths) and the study's own settings."""
 
     model_config = ConfigDict(extra="forbid")
@@ -178,12 +185,13 @@ class _Model:
     @property
     def generator(self):
         if self._generator is None:
-            from slmlab.generate import open_generator, require
+            from slmlab.generate import require
+            from slmlab.pipeline.engines import open_engine
 
-            with self.console.status(f"loading {self.config.model}"):
-                name, _ = self.config.chosen_backend(self.config.model, frozenset({"token_ids"}))
-                self._generator = open_generator(name, self.config.model, quantization=self.config.quantization,
-                                                 **self.config.engine_settings())  # fmt: skip
+            name, _ = self.config.chosen_backend(self.config.model, frozenset({"token_ids"}))
+            self._generator = open_engine(name, self.config.model, {"quantization": self.config.quantization,
+                                                                    **self.config.engine_settings()},
+                                          self.config.section("cluster"), self.console)  # fmt: skip
             require(self._generator, "token_ids", "the budget study reads smaller budgets from them")
         return self._generator
 
