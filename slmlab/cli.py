@@ -388,13 +388,15 @@ def study_collapse(
         typer.Option(help="'default' (2 CPU cores, < 30 min), 'full' (seed 003 on a GPU) or a YAML file"),
     ] = None,
     out: Annotated[str | None, typer.Option(help="folder of the corpus, runs, store and report")] = None,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Seeds 003/004: train small code LMs from scratch in several setups and measure mode collapse.
     Every stage is kept, so re-running the same command resumes."""
     from slmlab.report.collapse import print_study
     from slmlab.studies.collapse import load_study_config, run_study
 
-    settings = load_study_config(config, {"out": out})
+    settings = load_study_config(config, {"out": out, "executor": executor, "ray_address": ray_address})
     print_study(console, run_study(settings, console))
 
 

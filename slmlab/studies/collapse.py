@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
-from slmlab.errors import UserError
+from slmlab.errors import CallFailed, UserError
 from slmlab.studies.configs import load_config
 
 BUILTIN_CONFIGS = {"default": "collapse.yaml", "full": "collapse-full.yaml"}
@@ -58,6 +59,11 @@ class CollapseConfig(BaseModel):
     minibench_max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(52, ge=1)  # generation batch
     out: str = "slmlab-runs/studies/collapse"
+    # ray: the setups' trainings run first as Ray tasks over a cluster's nodes (a GPU each where it
+    # has GPUs, `parallel` at a time on CPUs); what follows reads them back, as a re-run does.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    parallel: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> CollapseConfig:
@@ -253,11 +259,39 @@ def _compare(study: CollapseStudy) -> list[dict]:
     return rows
 
 
+def _train_process(train_config_json: str, *, threads: int) -> dict:
+    """A Ray task: one setup's training on `threads` cores."""
+    import torch
+
+    from slmlab.train.config import TrainConfig
+
+    torch.set_num_threads(threads)
+    return _train(TrainConfig.model_validate_json(train_config_json), Console(quiet=True))
+
+
+def _train_on_cluster(config: CollapseConfig, corpus_dir: Path, console: Console) -> None:
+    from slmlab.pipeline.executor import make_executor
+
+    configs = [train_config_for(config, setup, corpus_dir) for setup in config.setups]
+    calls = [(c.model_dump_json(),) for c in configs]
+    console.print(f"training {len(calls)} setups on the Ray cluster, {config.parallel} at a time at most")
+    try:
+        for index, _ in make_executor("ray", config.parallel, config.ray_address).run_each(_train_process, calls):
+            console.print(f"trained {config.setups[index].name}")
+    except CallFailed as failed:
+        if isinstance(failed.error, UserError):
+            raise failed.error from None
+        raise UserError(f"training {config.setups[failed.index].name} failed ({type(failed.error).__name__}: "
+                        f"{failed.error}); finished setups are kept: run the same command again") from None  # fmt: skip
+
+
 def run_study(config: CollapseConfig, console: Console) -> CollapseStudy:
     from slmlab.report.collapse import write_study_report
     from slmlab.train.loop import read_log
 
     corpus_dir, corpus = _corpus(config, console)
+    if config.executor == "ray":
+        _train_on_cluster(config, corpus_dir, console)
     results = []
     for setup in config.setups:
         train_config = train_config_for(config, setup, corpus_dir)
