@@ -165,9 +165,14 @@ def test_a_replica_that_cannot_load_its_model_fails_the_run_with_one_line(cluste
     out = tmp_path / "out"
     done = slmlab(*eval_args(str(broken), out, *on_ray(cluster, "--limit", "2")))
     _one_line_error(done, "generator replica could not load", str(broken))
-    if (out / "slmlab.db").exists():  # the store is intact: no run was recorded
-        with sqlite3.connect(out / "slmlab.db") as db:
-            assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+    assert not recorded_runs(out)  # the store is intact: no run was recorded
+
+
+def recorded_runs(out: Path) -> int:
+    if not (out / "slmlab.db").exists():
+        return 0
+    with sqlite3.connect(out / "slmlab.db") as db:
+        return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
 
 def _square_or_fail(x: int, *, threads: int) -> tuple[int, int]:
@@ -196,3 +201,25 @@ def test_a_sweep_on_the_cluster_gives_the_local_executors_results(cluster, tmp_p
     drop = ("seconds", "tokens_per_second")
     assert [{k: v for k, v in r.items() if k not in drop} for r in clustered] == \
         [{k: v for k, v in r.items() if k not in drop} for r in local]  # fmt: skip
+
+
+def test_a_node_that_cannot_give_the_sandbox_tier_refuses_the_run_with_one_line(cluster, tiny_dir, tmp_path):
+    import shutil
+
+    from slmlab.execute.tiers import detect
+
+    if not detect()["bwrap"].available:
+        pytest.skip("bubblewrap cannot run here, so no node can give the bwrap tier")
+    # A node where bubblewrap is not on the PATH: it cannot give the bwrap tier the run asks for.
+    lacking = cluster.add_node(num_cpus=1, env_vars={"PATH": "/nonexistent"})
+    cluster.wait_for_nodes()
+    assert shutil.which("bwrap")  # the driver's machine has it
+    try:
+        status = slmlab("cluster", "status", "--sandbox", "bwrap", "--ray-address", cluster.address)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count("refuses: sandbox 'bwrap' is not available") == 1
+        done = slmlab(*eval_args(tiny_dir, tmp_path / "out", *on_ray(cluster, "--limit", "2", "--sandbox", "bwrap")))
+        _one_line_error(done, "cannot give the sandbox tier 'bwrap'", "bubblewrap is not installed")
+        assert not recorded_runs(tmp_path / "out")  # refused before the run was recorded
+    finally:
+        cluster.remove_node(lacking)

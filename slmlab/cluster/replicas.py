@@ -29,6 +29,7 @@ from slmlab.generate.params import SamplingParams
 
 _STEP_EVERY = 0.5  # seconds: progress steps are summed on the replica and sent at most this often
 _DEFAULT_BATCH = 64
+_NODES_EVERY = 60.0  # seconds between lines of samples generated per node
 
 
 def _set_threads(cpus: int) -> None:
@@ -177,10 +178,15 @@ class ReplicaGenerator:
                             "run the same command again to generate the rest") from None
 
     def _collect(self, events, on_result, on_step) -> None:
+        shown = time.monotonic()
         for worker, kind, _key, value in events:
             if kind == "done":
                 self.per_node[worker.node] += 1
                 on_result(value)
+                if time.monotonic() - shown >= _NODES_EVERY:  # a node that fell behind shows here
+                    shown = time.monotonic()
+                    self.say("generated so far per node: " + ", ".join(f"{node} {count}" for node, count
+                                                                    in sorted(self.per_node.items())))  # fmt: skip
             elif kind == "step" and on_step is not None:
                 on_step(value)
             elif kind == "lost":

@@ -140,10 +140,13 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
     if source and not source.startswith("cache"):
         console.print(f"model {escape(config.model)}: {escape(source)}")
     store_path = out / STORE_NAME
-    with Store(store_path) as store, contextlib.ExitStack() as closing:
+    settings = config.judge_settings(pool=sandbox_pool(config.section("cluster")))
+    with Store(store_path) as store, make_judge(benchmark.judge, settings) as judge, contextlib.ExitStack() as closing:
         wanted = [(t.task_id, i) for t in tasks for i in range(config.n)]
         known = store.find_run("eval", identity)
         missing = store.missing(known, wanted) if known else wanted
+        if missing:  # the sandbox's tier, checked (on every node, on Ray) before the run is recorded
+            judge.describe()
         opened = _open_checked(config, console, engine) if missing else None
         if opened is not None and hasattr(opened[0], "close"):
             closing.callback(opened[0].close)  # a server process ends with the run
@@ -155,16 +158,15 @@ def run_eval(config: EvalConfig, console: Console) -> EvalResult:
                 "[yellow]note: greedy decoding (temperature 0) gives n identical samples per task[/yellow]"
             )
         by_id = {t.task_id: t for t in tasks}
-        with make_judge(benchmark.judge, config.judge_settings(pool=sandbox_pool(config.section("cluster")))) as judge:
-            if missing:
-                from slmlab.tasks.prompts import choose_mode
+        if missing:
+            from slmlab.tasks.prompts import choose_mode
 
-                mode = choose_mode(config.prompt_mode, config.model, opened[0].tokenizer)
-                planned = _plan(config, benchmark, tasks, mode, opened[0].tokenizer)
-                setup, executed = _generate(config, opened, benchmark, planned, mode, store, run_id, console, by_id, judge)
-                store.set_metric(run_id, "generation_setup", setup)
-            else:  # stored before, not judged yet (a run stopped while judging)
-                executed = run.judge(store, run_id, by_id, judge, console)
+            mode = choose_mode(config.prompt_mode, config.model, opened[0].tokenizer)
+            planned = _plan(config, benchmark, tasks, mode, opened[0].tokenizer)
+            setup, executed = _generate(config, opened, benchmark, planned, mode, store, run_id, console, by_id, judge)
+            store.set_metric(run_id, "generation_setup", setup)
+        else:  # stored before, not judged yet (a run stopped while judging)
+            executed = run.judge(store, run_id, by_id, judge, console)
         summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)), tuple(config.k))
         for name, value in summary.metrics().items():
             store.set_metric(run_id, name, value)

@@ -15,6 +15,7 @@ import functools
 import json
 import marshal
 import os
+import resource
 import sys
 import warnings
 from dataclasses import dataclass
@@ -324,6 +325,11 @@ class Launcher:
             json.dump(run_payload, f)
 
         rlimits = rlimit_settings(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
+        if self.config.tier == "bwrap":
+            # The runner inside sets the open-files cap itself, after opening a Landlock rule's
+            # descriptor per entry of the site-packages it may read: 225 entries (with Ray installed)
+            # did not fit under the cap of 256, and every sample failed to start.
+            rlimits = [limit for limit in rlimits if limit[0] != resource.RLIMIT_NOFILE]
 
         procs = slot.group.procs_files() if slot.group else []
 
