@@ -3,16 +3,20 @@
 # dependencies, and bubblewrap for the strongest sandbox tier where the system lets us install it
 # (about 1 minute). With --with-llamacpp, also llama.cpp's server, the llamacpp engine: compiled
 # once and cached, 5-8 minutes on 2 cores (scripts/build_llamacpp.sh). With --with-ray, also Ray, the
-# cluster executor (--executor ray; about 10 seconds). Safe to run again: it only installs what is missing.
+# cluster executor (--executor ray; about 10 seconds). With --with-browser, also Debian's chromium, which
+# the web app's tests drive (apt-get, as root or with sudo; 1-2 minutes). Safe to run again: it only
+# installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_LLAMACPP=
+WITH_BROWSER=
 EXTRAS=dev
 for arg in "$@"; do
   case "$arg" in
     --with-llamacpp) WITH_LLAMACPP=1 ;;
     --with-ray) EXTRAS=dev,ray ;;
-    *) echo "usage: ./scripts/setup.sh [--with-llamacpp] [--with-ray]" >&2; exit 2 ;;
+    --with-browser) WITH_BROWSER=1 ;;
+    *) echo "usage: ./scripts/setup.sh [--with-llamacpp] [--with-ray] [--with-browser]" >&2; exit 2 ;;
   esac
 done
 
@@ -30,6 +34,19 @@ if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; the
     (sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || true
   else
     echo "note: install bubblewrap (apt-get install bubblewrap) for the bwrap sandbox tier" >&2
+  fi
+fi
+
+# The web app's browser tests drive a real Chromium: Debian's, since a browser download does not work
+# everywhere (Playwright is pointed at it).
+if [ -n "$WITH_BROWSER" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      || echo "note: could not install chromium; the browser tests will be skipped" >&2
+  elif sudo -n true 2>/dev/null; then
+    (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null 2>&1 || true
+  else
+    echo "note: install chromium (apt-get install chromium) for the web app's browser tests" >&2
   fi
 fi
 

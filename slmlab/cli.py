@@ -237,6 +237,36 @@ def compare_command(
         console.print(f"[yellow]{escape(difference)}[/yellow]")
 
 
+@app.command("serve")
+def serve_command(
+    out: Annotated[list[Path] | None, typer.Option(help="a folder of a run store (repeat for more)")] = None,
+    port: Annotated[int, typer.Option(help="the port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="the address to bind; other than this machine's needs a token")] = "127.0.0.1",
+    token: Annotated[str | None, typer.Option(help="the token every request must carry (made up when binding "
+                                              "beyond this machine without one)")] = None,  # fmt: skip
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="open the app in the browser")] = True,
+) -> None:
+    """A local web app over the stores: runs, samples, verdicts, side by side."""
+    import uvicorn
+
+    from slmlab.web.app import make_app, new_token
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, not {port}")
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local and not token:
+        token = new_token()
+    app = make_app(out or [Path("slmlab-runs")], token)
+    address = f"http://{'[' + host + ']' if ':' in host else host}:{port}/" + (f"?token={token}" if token else "")
+    console.print(f"slmlab serve: [bold]{escape(address)}[/bold] (Ctrl-C stops it)")
+    if open_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(address,)).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 cluster_app = typer.Typer(no_args_is_help=True, help="The Ray cluster a run with --executor ray would use.")
 app.add_typer(cluster_app, name="cluster")
 

@@ -1,0 +1,166 @@
+"""`slmlab serve`: a local web app over one or more stores (Starlette, Jinja2, htmx).
+
+Pages are rendered on the server; htmx (2.0.11, BSD Zero-Clause, shipped in `static/` from the npm
+registry, so the app works offline) swaps the filtered sample table in place. Model output is
+untrusted text: Jinja2 escapes everything it renders (autoescape on every template), and code is
+highlighted by Pygments, which escapes it too. The stores are read-only here; URLs name a store by
+its place in the list given, never by a path.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer, TextLexer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from slmlab.web.data import FLAGS, PAGE, Filters, Stores
+
+HERE = Path(__file__).parent
+TOKEN_COOKIE = "slmlab_token"
+
+
+def _when(stamp: float | None) -> str:
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M") if stamp else ""
+
+
+def _code(text: str, language: str = "python", mark: int | None = None) -> str:
+    """Highlighted, escaped HTML of `text`, line `mark` (1-based) marked."""
+    lexer = PythonLexer() if language == "python" else TextLexer()
+    formatter = HtmlFormatter(nowrap=False, linenos="inline", hl_lines=[mark] if mark else [], cssclass="code")
+    return highlight(text, lexer, formatter)
+
+
+def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
+    """The app over the stores in `folders`; with `token`, every request must carry it (once as
+    ?token=..., then as a cookie)."""
+    stores = Stores(folders)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    templates = Jinja2Templates(env=environment)
+    templates.env.filters["when"] = _when
+    templates.env.globals["PAGE"] = PAGE
+
+    def page(request: Request, name: str, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, context)
+
+    def runs(request: Request) -> HTMLResponse:
+        query, kind = request.query_params.get("q", "").strip(), request.query_params.get("kind", "")
+        order = request.query_params.get("sort", "created")
+        found = stores.runs()
+        kinds = sorted({r["kind"] for r in found})
+        if kind:
+            found = [r for r in found if r["kind"] == kind]
+        if query:
+            found = [r for r in found if query.lower() in f"{r['run_id']} {r['model']} {r['benchmark']}".lower()]
+        keys = {"created": lambda r: -(r["created"] or 0), "model": lambda r: r["model"],
+                "rate": lambda r: -(r["rate"][0] if r["rate"] else -1), "samples": lambda r: -r["samples"]}  # fmt: skip
+        found.sort(key=keys.get(order, keys["created"]))
+        partial = request.headers.get("HX-Request") == "true"
+        return page(request, "runs_table.html" if partial else "runs.html", runs=found, kinds=kinds, q=query,
+                    kind=kind, sort=order, writing=any(not r["finished"] for r in found))  # fmt: skip
+
+    def run(request: Request) -> Response:
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        found = _or_404(lambda: stores.run(store, run_id))
+        if isinstance(found, Response):
+            return found
+        return page(request, "run.html", store=store, run=found, filters=_filters(request))
+
+    def samples(request: Request) -> Response:
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        filters = _filters(request)
+        try:
+            rows, total = stores.samples(store, run_id, filters)
+        except KeyError:
+            return PlainTextResponse("no such store", status_code=404)
+        return page(request, "samples_table.html", store=store, run_id=run_id, rows=rows, total=total,
+                    filters=filters, pages=max(1, math.ceil(total / PAGE)))  # fmt: skip
+
+    def sample(request: Request) -> Response:
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        task, index = request.query_params.get("task", ""), int(request.query_params.get("index", "0") or 0)
+        found = _or_404(lambda: stores.sample(store, run_id, task, index))
+        if isinstance(found, Response):
+            return found
+        judgement = found["judgement"] or {}
+        detail = judgement.get("detail") or {}
+        line = detail.get("line") if isinstance(detail, dict) else None
+        whole = found["generation"].get("whole_program")
+        prompt_lines = 0 if whole else found["prompt"].count("\n")
+        mark = line - prompt_lines if isinstance(line, int) and line > prompt_lines else None
+        return page(request, "sample.html", store=store, run_id=run_id, sample=found, judgement=judgement,
+                    detail=detail if isinstance(detail, dict) else {"detail": detail},
+                    completion_html=_code(found["completion"], mark=mark), failed_line=line, marked=mark,
+                    flags=[f for f in FLAGS if (found["generation"].get("flags") or {}).get(f) is True])  # fmt: skip
+
+    def styles(request: Request) -> Response:
+        return PlainTextResponse(HtmlFormatter(cssclass="code").get_style_defs(".code"), media_type="text/css")
+
+    app = Starlette(routes=[
+        Route("/", runs), Route("/run/{store:int}/{run_id}", run), Route("/run/{store:int}/{run_id}/samples", samples),
+        Route("/run/{store:int}/{run_id}/sample", sample), Route("/code.css", styles),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ])  # fmt: skip
+    if token:
+        app.add_middleware(_TokenGate, token=token)
+    return app
+
+
+def _filters(request: Request) -> Filters:
+    q = request.query_params
+    try:
+        number = max(0, int(q.get("page", "0") or 0))
+    except ValueError:
+        number = 0
+    return Filters(verdict=q.get("verdict", ""), error=q.get("error", ""), flag=q.get("flag", ""),
+                   task=q.get("task", ""), text=q.get("text", ""), page=number)  # fmt: skip
+
+
+def _or_404(fetch):
+    try:
+        found = fetch()
+    except KeyError:
+        found = None
+    return found if found is not None else PlainTextResponse("not found", status_code=404)
+
+
+class _TokenGate:
+    """Every request carries the token (?token=... once, then the cookie it sets): for a server
+    bound to an address others can reach."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return await PlainTextResponse("a token is needed: open the address slmlab serve printed",
+                                           status_code=403)(scope, receive, send)  # fmt: skip
+
+        async def send_with_cookie(message):
+            if message["type"] == "http.response.start" and request.query_params.get("token"):
+                headers = list(message.get("headers", []))
+                headers.append((b"set-cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_cookie)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,169 @@
+"""What the web app reads from the stores it was given, read-only, one SQL query a page.
+
+Stores are named by their place in `slmlab serve --out A --out B` (0, 1, ...), never by a path from
+the URL. Samples are paged and filtered in SQL (a run of 100,000 samples is never loaded whole):
+by verdict, error type, quality flag, task and free text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmlab.errors import UserError
+from slmlab.metrics.intervals import wilson
+from slmlab.store import STORE_NAME, natural_key
+
+PAGE = 50  # samples a page
+FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")  # the yes/no quality flags of a generation
+
+
+@dataclass(frozen=True)
+class Filters:
+    verdict: str = ""  # a judgement's verdict (passed, failed_assertion, ..., or "unjudged")
+    error: str = ""  # its category (the error type)
+    flag: str = ""  # a quality flag of the generation (truncated, repetitive, ...)
+    task: str = ""  # a task id, exactly
+    text: str = ""  # words in the completion, prompt, or the judgement's detail
+    page: int = 0
+
+    def where(self) -> tuple[str, list]:
+        clauses, values = ["run_id = ?"], []
+        if self.verdict == "unjudged":
+            clauses.append("judgement IS NULL")
+        elif self.verdict:
+            clauses.append("json_extract(judgement, '$.verdict') = ?")
+            values.append(self.verdict)
+        if self.error:
+            clauses.append("json_extract(judgement, '$.category') = ?")
+            values.append(self.error)
+        if self.flag in FLAGS:  # a name of ours, so it may name the JSON path
+            clauses.append(f"json_extract(generation, '$.flags.{self.flag}') = 1")
+        if self.task:
+            clauses.append("task_id = ?")
+            values.append(self.task)
+        if self.text:
+            clauses.append("(instr(completion, ?) > 0 OR instr(prompt, ?) > 0 OR instr(COALESCE(judgement, ''), ?) > 0)")
+            values += [self.text] * 3
+        return " AND ".join(clauses), values
+
+
+class Stores:
+    """The stores the app serves, each opened read-only per query."""
+
+    def __init__(self, folders: list[str | Path]):
+        self.paths = []
+        for folder in folders:
+            path = Path(folder) / STORE_NAME if Path(folder).is_dir() else Path(folder)
+            if not path.is_file():
+                raise UserError(f"--out {folder}: no slmlab store there ({STORE_NAME}); name a folder a run wrote")
+            self.paths.append(path.resolve())
+
+    def connect(self, store: int) -> sqlite3.Connection:
+        if not 0 <= store < len(self.paths):
+            raise KeyError(store)
+        db = sqlite3.connect(f"{self.paths[store].as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def runs(self) -> list[dict]:
+        """Every run of every store: kind, what it ran, samples, judged, pass rate with its interval."""
+        found = []
+        for index, path in enumerate(self.paths):
+            with closing(self.connect(index)) as db:
+                rows = db.execute(
+                    "SELECT r.run_id, r.kind, r.config, r.created, r.finished, COUNT(s.task_id) AS samples, "
+                    "COUNT(s.judgement) AS judged, "
+                    "SUM(json_extract(s.judgement, '$.passed') = 1) AS passed, "
+                    "(SELECT value FROM metrics m WHERE m.run_id = r.run_id AND m.name = 'pass_at_k') AS pass_at_k "
+                    "FROM runs r LEFT JOIN samples s ON s.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created DESC"
+                ).fetchall()  # fmt: skip
+            for row in rows:
+                config = json.loads(row["config"])
+                stored = json.loads(row["pass_at_k"]).get("1") if row["pass_at_k"] else None
+                if stored:
+                    rate = (stored["value"], stored["low"], stored["high"])
+                elif row["judged"]:  # runs that store no metric: the share of judged samples that passed
+                    passed = row["passed"] or 0
+                    rate = (passed / row["judged"], *wilson(passed, row["judged"]))
+                else:
+                    rate = None
+                found.append({"store": index, "store_path": str(path.parent), "run_id": row["run_id"],
+                              "kind": row["kind"], "model": str(config.get("model", "")),
+                              "benchmark": str(config.get("benchmark", "")), "config": config,
+                              "created": row["created"], "finished": row["finished"], "samples": row["samples"],
+                              "judged": row["judged"], "rate": rate})  # fmt: skip
+        return found
+
+    def run(self, store: int, run_id: str) -> dict | None:
+        with closing(self.connect(store)) as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            metrics = {m["name"]: json.loads(m["value"])
+                       for m in db.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,))}  # fmt: skip
+            counts = db.execute(
+                "SELECT COUNT(*) AS samples, COUNT(judgement) AS judged FROM samples WHERE run_id = ?", (run_id,)
+            ).fetchone()  # fmt: skip
+            verdicts = db.execute(
+                "SELECT COALESCE(json_extract(judgement, '$.verdict'), 'unjudged') AS verdict, COUNT(*) AS n "
+                "FROM samples WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC", (run_id,)
+            ).fetchall()  # fmt: skip
+            errors = db.execute(
+                "SELECT json_extract(judgement, '$.category') AS category, COUNT(*) AS n FROM samples "
+                "WHERE run_id = ? AND json_extract(judgement, '$.passed') = 0 GROUP BY 1 ORDER BY 2 DESC LIMIT 30",
+                (run_id,),
+            ).fetchall()  # fmt: skip
+            flagged = db.execute(
+                "SELECT " + ", ".join(f"SUM(json_extract(generation, '$.flags.{f}') = 1)" for f in FLAGS)
+                + " FROM samples WHERE run_id = ?", (run_id,)
+            ).fetchone()  # fmt: skip
+            tasks = db.execute(
+                "SELECT task_id, COUNT(*) AS n, SUM(json_extract(judgement, '$.passed') = 1) AS passed "
+                "FROM samples WHERE run_id = ? GROUP BY task_id", (run_id,)
+            ).fetchall()  # fmt: skip
+        per_task = sorted(({"task_id": t["task_id"], "n": t["n"], "passed": t["passed"] or 0} for t in tasks),
+                          key=lambda t: (t["passed"] / t["n"], natural_key(t["task_id"])))  # fmt: skip
+        return {"run_id": run_id, "kind": row["kind"], "config": json.loads(row["config"]),
+                "environment": json.loads(row["environment"]), "created": row["created"], "finished": row["finished"],
+                "metrics": metrics, "samples": counts["samples"], "judged": counts["judged"],
+                "verdicts": [(v["verdict"], v["n"]) for v in verdicts],
+                "errors": [(e["category"] or "?", e["n"]) for e in errors],
+                "flags": [(f, n or 0) for f, n in zip(FLAGS, flagged, strict=True)], "tasks": per_task}  # fmt: skip
+
+    def samples(self, store: int, run_id: str, filters: Filters) -> tuple[list[dict], int]:
+        """One page of the run's samples that pass the filters, and how many pass them in all."""
+        where, values = filters.where()
+        with closing(self.connect(store)) as db:
+            total = db.execute(f"SELECT COUNT(*) FROM samples WHERE {where}", [run_id, *values]).fetchone()[0]  # noqa: S608 - clauses are ours, values bound
+            rows = db.execute(
+                f"SELECT task_id, sample_index, substr(completion, 1, 400) AS head, generation, judgement "  # noqa: S608
+                f"FROM samples WHERE {where} ORDER BY task_id, sample_index LIMIT ? OFFSET ?",
+                [run_id, *values, PAGE, filters.page * PAGE],
+            ).fetchall()  # fmt: skip
+        return [_summary_row(row) for row in rows], total
+
+    def sample(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
+        with closing(self.connect(store)) as db:
+            row = db.execute("SELECT * FROM samples WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+                             (run_id, task_id, index)).fetchone()  # fmt: skip
+        if row is None:
+            return None
+        judgement = json.loads(row["judgement"]) if row["judgement"] else None
+        return {"task_id": row["task_id"], "sample_index": row["sample_index"], "seed": row["seed"],
+                "prompt": row["prompt"], "completion": row["completion"], "generation": json.loads(row["generation"]),
+                "judgement": judgement}  # fmt: skip
+
+
+def _summary_row(row: sqlite3.Row) -> dict:
+    generation = json.loads(row["generation"])
+    judgement = json.loads(row["judgement"]) if row["judgement"] else None
+    return {"task_id": row["task_id"], "sample_index": row["sample_index"], "head": row["head"],
+            "verdict": judgement["verdict"] if judgement else "unjudged",
+            "passed": judgement.get("passed") if judgement else None,
+            "category": (judgement or {}).get("category") or "",
+            "flags": [f for f in FLAGS if (generation.get("flags") or {}).get(f) is True],
+            "tokens": generation.get("tokens"), "finish_reason": generation.get("finish_reason", "")}  # fmt: skip

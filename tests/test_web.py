@@ -1,0 +1,160 @@
+"""`slmlab serve`: the pages over a real store, hostile model output shown as text (in the app and in
+the static report), the token gate, and a real headless Chromium clicking through the app."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from slmlab.judgement import Judgement
+from slmlab.store import SampleRow, Store
+from slmlab.web.app import make_app
+
+HOSTILE = ["</script><script>window.pwned = 1</script>", '<img src=x onerror="window.pwned = 1">',
+           "</pre><b id=injected>bold</b>"]  # fmt: skip
+
+
+def _store(folder: Path, samples: int = 30) -> tuple[Path, str]:
+    """A finished eval run: task t/K sample i, every third one hostile, half of them failing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with Store(folder / "slmlab.db") as store:
+        run_id, _ = store.open_run("eval", {"model": "tiny", "benchmark": "humaneval", "n": 3})
+        for i in range(samples):
+            task, index = f"HumanEval/{i // 3}", i % 3
+            completion = HOSTILE[i % 3] if i % 3 == 0 else f"    return x + {i}\n"
+            passed = i % 2 == 0
+            judgement = Judgement("sandbox", "passed" if passed else "failed_assertion", passed,
+                                  None if passed else "AssertionError",
+                                  {"status": "passed" if passed else "failed_assertion", "line": 3,
+                                   "detail": "" if passed else f"assert {HOSTILE[1]}", "stdout": HOSTILE[0]})  # fmt: skip
+            generation = {"text": completion, "tokens": 7, "prompt_tokens": 5, "finish_reason": "stop",
+                          "seconds": 0.1, "flags": {"empty": False, "truncated": i == 4, "repetitive": False,
+                                                    "mode_collapse": False}}  # fmt: skip
+            store.add_sample(run_id, SampleRow(task, index, i, f"def f(x):\n    '''{HOSTILE[2]}'''\n", completion,
+                                               generation, judgement))  # fmt: skip
+        store.finish_run(run_id)
+    return folder, run_id
+
+
+def _assert_no_raw_markup(html: str) -> None:
+    for hostile in HOSTILE:
+        assert hostile not in html
+    assert "&lt;/script&gt;&lt;script&gt;" in html or "&lt;img" in html  # shown, as text
+
+
+def test_the_pages_show_runs_samples_and_hostile_output_as_text(tmp_path):
+    folder, run_id = _store(tmp_path / "runs")
+    client = TestClient(make_app([folder]))
+    runs = client.get("/")
+    assert runs.status_code == 200 and run_id in runs.text and "0.500 [" in runs.text  # pass rate, interval
+    assert client.get("/?q=nothing-like-it").text.count(run_id) == 0
+    run = client.get(f"/run/0/{run_id}")
+    assert run.status_code == 200 and "failed_assertion" in run.text and "AssertionError" in run.text
+    page = client.get(f"/run/0/{run_id}/samples")
+    assert "30 samples match" in page.text and page.text.count("sample-link") == 30
+    _assert_no_raw_markup(page.text)
+    failing = client.get(f"/run/0/{run_id}/samples?verdict=failed_assertion&text=return")
+    assert "10 samples match" in failing.text  # 15 fail; 5 of them are hostile, not `return`
+    assert "1 samples match" in client.get(f"/run/0/{run_id}/samples?flag=truncated").text
+    assert "3 samples match" in client.get(f"/run/0/{run_id}/samples?task=HumanEval/2").text
+    sample = client.get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/1", "index": 0})
+    assert sample.status_code == 200 and 'id="verdict">failed_assertion' in sample.text
+    _assert_no_raw_markup(sample.text)
+    assert "&lt;/pre&gt;&lt;b id=injected&gt;" in sample.text
+    # Paths never come from the URL: a store is its place in the list given; the rest is 404.
+    assert client.get(f"/run/1/{run_id}").status_code == 404
+    assert client.get("/run/0/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert client.get("/static/../data.py").status_code == 404
+
+
+def test_the_static_report_shows_hostile_output_as_text(tmp_path):
+    from slmlab.pipeline.summary import RunSummary
+    from slmlab.report.write import write_report
+
+    folder, run_id = _store(tmp_path / "runs")
+    with Store(folder / "slmlab.db") as store:
+        summary = RunSummary(run_id, store.run_config(run_id), list(store.samples(run_id)), (1,))
+    html = write_report(summary, {}, tmp_path / "report").read_text()
+    _assert_no_raw_markup(html)
+
+
+def test_beyond_this_machine_every_request_needs_the_token(tmp_path):
+    folder, _ = _store(tmp_path / "runs", samples=3)
+    client = TestClient(make_app([folder], token="s3cret"))
+    assert client.get("/").status_code == 403
+    assert client.get("/?token=wrong").status_code == 403
+    assert client.get("/?token=s3cret").status_code == 200
+    assert client.get("/").status_code == 200  # the cookie it set
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    import uvicorn
+
+    folder, run_id = _store(tmp_path / "runs", samples=120)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(make_app([folder]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", run_id, folder
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (./scripts/setup.sh --with-browser)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def test_a_browser_pages_through_filters_and_opens_a_sample_with_no_script_run(served, browser):
+    address, run_id, _ = served
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(address + "/")
+    page.fill("#run-search", "tiny")
+    page.wait_for_timeout(600)  # htmx's input delay, then the swap
+    page.click(f"text={run_id}")
+    page.wait_for_selector("#sample-count")
+    assert "120 samples match; page 1 of 3" in page.inner_text("#sample-count")
+    page.click("#next-page")
+    page.wait_for_function("document.querySelector('#sample-count').innerText.includes('page 2 of 3')")
+    page.select_option("#filter-verdict", "failed_assertion")
+    page.wait_for_function("document.querySelector('#sample-count').innerText.startsWith('60 samples match')")
+    page.fill("#filter-task", "HumanEval/3")
+    page.wait_for_function("document.querySelector('#sample-count').innerText.startsWith('2 samples match')")
+    page.click("a.sample-link")
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict") == "failed_assertion"
+    assert HOSTILE[0] in page.inner_text("#stdout")  # the hostile text is shown, as text
+    assert page.evaluate("window.pwned") is None and not dialogs  # and nothing of it ran
+    assert page.query_selector("#injected") is None
+
+
+def test_serve_names_a_folder_without_a_store_in_one_line(tmp_path):
+    from tests.test_cli import _one_line_error, slmlab
+
+    _one_line_error(slmlab("serve", "--out", str(tmp_path / "nothing"), "--no-open"), "no slmlab store there")
+    _one_line_error(slmlab("serve", "--port", "0", "--no-open"), "--port")
