@@ -20,15 +20,15 @@ HOSTILE = ["</script><script>window.pwned = 1</script>", '<img src=x onerror="wi
            "</pre><b id=injected>bold</b>"]  # fmt: skip
 
 
-def _store(folder: Path, samples: int = 30) -> tuple[Path, str]:
+def _store(folder: Path, samples: int = 30, model: str = "tiny", passes=lambda i: i % 2 == 0) -> tuple[Path, str]:
     """A finished eval run: task t/K sample i, every third one hostile, half of them failing."""
     folder.mkdir(parents=True, exist_ok=True)
     with Store(folder / "slmlab.db") as store:
-        run_id, _ = store.open_run("eval", {"model": "tiny", "benchmark": "humaneval", "n": 3})
+        run_id, _ = store.open_run("eval", {"model": model, "benchmark": "humaneval", "n": 3})
         for i in range(samples):
             task, index = f"HumanEval/{i // 3}", i % 3
             completion = HOSTILE[i % 3] if i % 3 == 0 else f"    return x + {i}\n"
-            passed = i % 2 == 0
+            passed = passes(i)
             judgement = Judgement("sandbox", "passed" if passed else "failed_assertion", passed,
                                   None if passed else "AssertionError",
                                   {"status": "passed" if passed else "failed_assertion", "line": 3,
@@ -71,6 +71,25 @@ def test_the_pages_show_runs_samples_and_hostile_output_as_text(tmp_path):
     assert client.get(f"/run/1/{run_id}").status_code == 404
     assert client.get("/run/0/..%2F..%2Fetc%2Fpasswd").status_code == 404
     assert client.get("/static/../data.py").status_code == 404
+
+
+def test_two_runs_compared_give_the_paired_verdict_and_the_tasks_only_one_passed(tmp_path):
+    folder, a = _store(tmp_path / "runs")
+    _, b = _store(tmp_path / "runs", model="other", passes=lambda i: i < 12)  # B: tasks 0-3 pass, 4-9 fail; A: all pass
+    client = TestClient(make_app([folder]))
+    assert "choose a run" in client.get("/compare").text
+    done = client.get("/compare", params={"a": f"0:{a}", "b": f"0:{b}"})
+    assert done.status_code == 200
+    assert "10 tasks in both; 6 where exactly one run passed: A alone 6, B alone 0" in done.text
+    from html import escape
+
+    from slmlab.metrics.compare import compare_runs
+
+    by_task = [{f"HumanEval/{t}": [passes(3 * t + j) for j in range(3)] for t in range(10)}
+               for passes in (lambda i: i % 2 == 0, lambda i: i < 12)]  # fmt: skip
+    assert escape(compare_runs(*by_task).verdict, quote=False) in done.text  # as `slmlab compare` says it
+    assert done.text.count('class="pair"') == 6
+    _assert_no_raw_markup(done.text)
 
 
 def test_the_static_report_shows_hostile_output_as_text(tmp_path):

@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from slmlab.store import natural_key
 from slmlab.web.data import FLAGS, PAGE, Filters, Stores
 
 HERE = Path(__file__).parent
@@ -105,12 +106,39 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                     completion_html=_code(found["completion"], mark=mark), failed_line=line, marked=mark,
                     flags=[f for f in FLAGS if (found["generation"].get("flags") or {}).get(f) is True])  # fmt: skip
 
+    def compare(request: Request) -> Response:
+        """Two runs on the tasks both hold: the paired verdict, and the tasks where only one passed,
+        their completions side by side."""
+        from slmlab.metrics.compare import compare_runs
+
+        picked = [_run_reference(request.query_params.get(side, "")) for side in ("a", "b")]
+        everything = stores.runs()
+        choices = {"a": request.query_params.get("a", ""), "b": request.query_params.get("b", "")}
+        if None in picked:
+            return page(request, "compare.html", runs=everything, choices=choices, result=None)
+        try:
+            (a_store, a_run), (b_store, b_run) = picked
+            a, b = stores.outcomes(a_store, a_run), stores.outcomes(b_store, b_run)
+        except KeyError:
+            return PlainTextResponse("no such store", status_code=404)
+        shared = sorted(set(a) & set(b), key=natural_key)
+        if not shared:
+            return page(request, "compare.html", runs=everything, choices=choices, result=None,
+                        problem="the two runs share no task: compare runs on the same benchmark")  # fmt: skip
+        verdict = compare_runs(a, b, k=1)
+        split = [t for t in shared if any(a[t]) != any(b[t])]
+        pairs = [(t, stores.first_sample(a_store, a_run, t, any(a[t])), stores.first_sample(b_store, b_run, t, any(b[t])))
+                 for t in split[:100]]  # fmt: skip
+        return page(request, "compare.html", runs=everything, choices=choices, result=verdict, a_run=a_run, b_run=b_run,
+                    a_store=a_store, b_store=b_store, shared=len(shared), split=split, pairs=pairs,
+                    only_a=sum(any(a[t]) for t in split), only_b=sum(any(b[t]) for t in split))  # fmt: skip
+
     def styles(request: Request) -> Response:
         return PlainTextResponse(HtmlFormatter(cssclass="code").get_style_defs(".code"), media_type="text/css")
 
     app = Starlette(routes=[
         Route("/", runs), Route("/run/{store:int}/{run_id}", run), Route("/run/{store:int}/{run_id}/samples", samples),
-        Route("/run/{store:int}/{run_id}/sample", sample), Route("/code.css", styles),
+        Route("/run/{store:int}/{run_id}/sample", sample), Route("/compare", compare), Route("/code.css", styles),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ])  # fmt: skip
     if token:
@@ -126,6 +154,12 @@ def _filters(request: Request) -> Filters:
         number = 0
     return Filters(verdict=q.get("verdict", ""), error=q.get("error", ""), flag=q.get("flag", ""),
                    task=q.get("task", ""), text=q.get("text", ""), page=number)  # fmt: skip
+
+
+def _run_reference(text: str) -> tuple[int, str] | None:
+    """`STORE:RUN_ID` (how the compare form names a run) as (store, run id)."""
+    store, _, run_id = text.partition(":")
+    return (int(store), run_id) if store.isdigit() and run_id else None
 
 
 def _or_404(fetch):

@@ -146,6 +146,25 @@ class Stores:
             ).fetchall()  # fmt: skip
         return [_summary_row(row) for row in rows], total
 
+    def outcomes(self, store: int, run_id: str) -> dict[str, list[bool]]:
+        """Each task's judged samples as passed or not, in sample order (what a paired test takes)."""
+        with closing(self.connect(store)) as db:
+            rows = db.execute("SELECT task_id, json_extract(judgement, '$.passed') FROM samples WHERE run_id = ? "
+                              "AND json_extract(judgement, '$.passed') IS NOT NULL ORDER BY task_id, sample_index",
+                              (run_id,)).fetchall()  # fmt: skip
+        by_task: dict[str, list[bool]] = {}
+        for task, passed in rows:
+            by_task.setdefault(task, []).append(bool(passed))
+        return by_task
+
+    def first_sample(self, store: int, run_id: str, task_id: str, passed: bool) -> dict | None:
+        """The task's first sample that passed (or failed), to show beside the other run's."""
+        with closing(self.connect(store)) as db:
+            row = db.execute("SELECT sample_index FROM samples WHERE run_id = ? AND task_id = ? AND "
+                             "json_extract(judgement, '$.passed') = ? ORDER BY sample_index LIMIT 1",
+                             (run_id, task_id, int(passed))).fetchone()  # fmt: skip
+        return self.sample(store, run_id, task_id, row[0]) if row else None
+
     def sample(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
         with closing(self.connect(store)) as db:
             row = db.execute("SELECT * FROM samples WHERE run_id = ? AND task_id = ? AND sample_index = ?",
