@@ -57,6 +57,16 @@ CREATE TABLE IF NOT EXISTS activations (
     n_tokens INTEGER NOT NULL,
     PRIMARY KEY (run_id, task_id, sample_index)
 );
+CREATE TABLE IF NOT EXISTS annotations (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    annotator TEXT NOT NULL,
+    label TEXT NOT NULL,
+    suggested INTEGER NOT NULL,  -- 1: the label the automatic suggestion proposed, kept as it was
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, task_id, sample_index, annotator)
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     name TEXT NOT NULL,
@@ -327,6 +337,23 @@ class Store:
     def metrics(self, run_id: str) -> dict:
         rows = self.db.execute("SELECT name, value FROM metrics WHERE run_id = ?", (run_id,)).fetchall()
         return {name: json.loads(value) for name, value in rows}
+
+    # ---- annotations -------------------------------------------------------------------------
+    def annotate(self, run_id: str, task_id: str, sample_index: int, annotator: str, label: str,
+                 suggested: bool = False) -> None:  # fmt: skip
+        """An annotator's label of a sample (their later label replaces their earlier one), in one
+        transaction: annotators saving at once each keep their own."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (run_id, task_id, sample_index, annotator, label, int(suggested), time.time()))  # fmt: skip
+
+    def annotations(self, run_id: str) -> list[dict]:
+        """Every label of the run's samples: task_id, sample_index, annotator, label, suggested, created."""
+        rows = self.db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
+                               "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
+        keys = ("task_id", "sample_index", "annotator", "label", "suggested", "created")
+        return [dict(zip(keys, row, strict=True)) | {"suggested": bool(row[4])} for row in rows]
 
     # ---- export ------------------------------------------------------------------------------
     def export_human_eval(self, run_id: str, path: str | Path) -> int:

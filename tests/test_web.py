@@ -30,7 +30,7 @@ def _store(folder: Path, samples: int = 30, model: str = "tiny", passes=lambda i
             completion = HOSTILE[i % 3] if i % 3 == 0 else f"    return x + {i}\n"
             passed = passes(i)
             judgement = Judgement("sandbox", "passed" if passed else "failed_assertion", passed,
-                                  None if passed else "AssertionError",
+                                  None if passed else ("NameError" if i == 1 else "AssertionError"),
                                   {"status": "passed" if passed else "failed_assertion", "line": 3,
                                    "detail": "" if passed else f"assert {HOSTILE[1]}", "stdout": HOSTILE[0]})  # fmt: skip
             generation = {"text": completion, "tokens": 7, "prompt_tokens": 5, "finish_reason": "stop",
@@ -90,6 +90,39 @@ def test_two_runs_compared_give_the_paired_verdict_and_the_tasks_only_one_passed
     assert escape(compare_runs(*by_task).verdict, quote=False) in done.text  # as `slmlab compare` says it
     assert done.text.count('class="pair"') == 6
     _assert_no_raw_markup(done.text)
+
+
+def test_labels_are_stored_with_who_and_when_and_two_annotators_agreement_is_their_kappa(tmp_path):
+    from sklearn.metrics import cohen_kappa_score
+
+    folder, run_id = _store(tmp_path / "runs")
+    client = TestClient(make_app([folder]))
+    assert 'id="annotator-form"' in client.get(f"/annotate/0/{run_id}").text  # who is labelling, first
+    first = client.get(f"/annotate/0/{run_id}", params={"annotator": "ann"})
+    assert "failed sample 1 of 15" in first.text and "HumanEval/0 #1" in first.text
+    # HumanEval/0 #1 failed with a NameError: the code scheme's suggestion, pre-selected and marked
+    assert 'value="hallucinated_api" data-key="6" checked' in first.text and "suggested" in first.text
+    labels = {"ann": ["hallucinated_api", "edge_case", "edge_case", "syntax", "other"],
+              "bob": ["hallucinated_api", "edge_case", "syntax", "syntax", "wrong_algorithm"]}
+    for annotator, picks in labels.items():
+        for position, label in enumerate(picks):
+            page = client.get(f"/annotate/0/{run_id}", params={"annotator": annotator, "position": position}).text
+            task = page.split('name="task" value="')[1].split('"')[0]
+            index = page.split('name="index" value="')[1].split('"')[0]
+            saved = client.post(f"/annotate/0/{run_id}", data={"annotator": annotator, "task": task, "index": index,
+                                "position": position, "label": label, "suggested": "hallucinated_api" if position == 0 else ""},
+                                follow_redirects=False)  # fmt: skip
+            assert saved.status_code == 303 and saved.headers["location"].endswith(f"position={position + 1}")
+    assert client.post(f"/annotate/0/{run_id}", data={"annotator": "ann", "task": "HumanEval/0", "index": 1,
+                                                      "label": "not-a-label"}).status_code == 400  # fmt: skip
+    with Store(folder / "slmlab.db") as store:
+        stored = store.annotations(run_id)
+    assert len(stored) == 10 and all(row["created"] > 0 for row in stored)
+    assert {(r["annotator"], r["label"], r["suggested"]) for r in stored if r["task_id"] == "HumanEval/0"} == \
+        {("ann", "hallucinated_api", True), ("bob", "hallucinated_api", True)}  # fmt: skip
+    agreement = client.get(f"/agreement/0/{run_id}").text
+    kappa = cohen_kappa_score(labels["ann"], labels["bob"])
+    assert f"<strong>{kappa:.3f}</strong> on 5 samples both labelled (3 the same)" in agreement
 
 
 def test_the_static_report_shows_hostile_output_as_text(tmp_path):
@@ -177,3 +210,44 @@ def test_serve_names_a_folder_without_a_store_in_one_line(tmp_path):
 
     _one_line_error(slmlab("serve", "--out", str(tmp_path / "nothing"), "--no-open"), "no slmlab store there")
     _one_line_error(slmlab("serve", "--port", "0", "--no-open"), "--port")
+
+
+def _annotate_by_keyboard(page, keys: list[str]) -> None:
+    """Press each key on the annotation page and wait for the next sample to load."""
+    for key in keys:
+        before = page.inner_text("#annotate-position")
+        page.keyboard.press(key)
+        page.wait_for_function(
+            f"document.querySelector('#annotate-position') && "
+            f"document.querySelector('#annotate-position').innerText !== {before!r}"
+        )
+
+
+def test_two_annotators_label_by_keyboard_at_once_and_every_label_is_kept(served, browser):
+    address, run_id, folder = served
+    annotators = {"ann": ["Enter", "2", "3", "1", "8"], "bob": ["6", "2", "4", "1", "7"]}  # 5 samples each
+    pages = {}
+    for name in annotators:
+        pages[name] = browser.new_context().new_page()  # two browsers' worth of sessions
+        pages[name].goto(f"{address}/run/0/{run_id}")
+        pages[name].click("#annotate-link")
+        pages[name].fill("#annotator", name)
+        pages[name].keyboard.press("Enter")
+        pages[name].wait_for_selector("#annotate-position")
+    for step in range(5):  # interleaved: the two save at the same moments
+        for name, keys in annotators.items():
+            _annotate_by_keyboard(pages[name], [keys[step]])
+    pages["ann"].keyboard.press("p")  # back one, without saving
+    pages["ann"].wait_for_function("document.querySelector('#annotate-position').innerText.startsWith('failed sample 5 of')")
+    assert "yours" in pages["ann"].inner_text("#annotate-form")
+    with Store(folder / "slmlab.db") as store:
+        stored = store.annotations(run_id)
+    scheme = ("wrong_algorithm", "edge_case", "misread_task", "syntax", "incomplete", "hallucinated_api",
+              "degenerate", "other")  # fmt: skip
+    for name, keys in annotators.items():
+        mine = [r for r in stored if r["annotator"] == name]
+        expected = ["hallucinated_api" if key == "Enter" else scheme[int(key) - 1] for key in keys]
+        assert [r["label"] for r in mine] == expected  # in task order, every one kept
+    assert [r["suggested"] for r in stored if r["annotator"] == "ann"][0] is True  # Enter kept the suggestion
+    pages["bob"].goto(f"{address}/agreement/0/{run_id}")
+    assert "on 5 samples both labelled (3 the same)" in pages["bob"].inner_text("body")

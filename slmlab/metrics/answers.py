@@ -16,6 +16,7 @@ two regexes inside its task configs), hence this module.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -140,3 +141,48 @@ def ground_truth(answer: str) -> Fraction:
 
 def is_correct(text: str, truth: Fraction, mode: str = "flexible") -> bool:
     return extract_answer(text, mode).value == truth
+
+
+# Written by hand: recomputing the arithmetic a solution wrote (`12 x 3 = 38`) is no library's job.
+_EXPRESSION = re.compile(
+    r"((?:\$?\(?-?\d[\d,]*(?:\.\d+)?\)?\s*(?:[-+*/×÷]|\bx\b)\s*)+\$?\(?-?\d[\d,]*(?:\.\d+)?\)?)\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)"
+)
+
+
+def _evaluate(node) -> Fraction:
+    """+ - * / over numbers only: the arithmetic a solution wrote, recomputed exactly."""
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        return left / right
+    raise ValueError("not plain arithmetic")
+
+
+def arithmetic_slips(text: str) -> list[dict]:
+    """Every `a op b = c` whose c is not what a op b makes (allowing rounding to c's decimals)."""
+    slips = []
+    for line_number, line in enumerate(text.splitlines(), 1):
+        for match in _EXPRESSION.finditer(line):
+            expression = match.group(1).replace("$", "").replace(",", "").replace("×", "*").replace("÷", "/")
+            expression = re.sub(r"\bx\b", "*", expression)
+            stated = match.group(2).replace(",", "")
+            try:
+                computed = _evaluate(ast.parse(expression.strip(), mode="eval"))
+            except (SyntaxError, ValueError, ZeroDivisionError):
+                continue
+            decimals = len(stated.split(".")[1]) if "." in stated else 0
+            if abs(computed - Fraction(stated)) > Fraction(1, 2 * 10**decimals):
+                slips.append({"line": line_number, "text": match.group(0).strip(),
+                              "should_be": float(computed)})  # fmt: skip
+    return slips

@@ -10,10 +10,14 @@ its place in the list given, never by a path.
 from __future__ import annotations
 
 import hmac
+import itertools
 import math
+import re
 import secrets
+import sqlite3
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from pygments import highlight
@@ -21,12 +25,13 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from slmlab.store import natural_key
+from slmlab.store import Store, natural_key
+from slmlab.tasks.schemes import scheme_for, suggest
 from slmlab.web.data import FLAGS, PAGE, Filters, Stores
 
 HERE = Path(__file__).parent
@@ -133,12 +138,67 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                     a_store=a_store, b_store=b_store, shared=len(shared), split=split, pairs=pairs,
                     only_a=sum(any(a[t]) for t in split), only_b=sum(any(b[t]) for t in split))  # fmt: skip
 
+    def annotate(request: Request) -> Response:
+        """One failed sample at a time, the scheme's labels to pick from the keyboard, the automatic
+        suggestion pre-selected and marked; a pick is stored and the next sample shown."""
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        found = _or_404(lambda: stores.run(store, run_id))
+        if isinstance(found, Response):
+            return found
+        annotator = request.query_params.get("annotator", "").strip()
+        scheme = scheme_for(str(found["config"].get("benchmark", "")))
+        if not _ANNOTATOR.fullmatch(annotator):
+            return page(request, "annotate.html", store=store, run=found, scheme=scheme, annotator="", sample=None)
+        position = max(0, int(request.query_params.get("position", "0") or 0))
+        sample, total = stores.failed_at(store, run_id, position)
+        mine, suggestion = None, None
+        if sample is not None:
+            mine = next((label for label in stores.labels(store, run_id) if label["annotator"] == annotator
+                         and (label["task_id"], label["sample_index"]) == (sample["task_id"], sample["sample_index"])), None)  # fmt: skip
+            suggestion = suggest(scheme, sample["completion"], sample["generation"], sample["judgement"])
+        return page(request, "annotate.html", store=store, run=found, scheme=scheme, annotator=annotator, sample=sample,
+                    position=position, total=total, mine=mine, suggestion=suggestion)  # fmt: skip
+
+    async def save_label(request: Request) -> Response:
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        form = await request.form()
+        annotator, label = str(form.get("annotator", "")), str(form.get("label", ""))
+        found = _or_404(lambda: stores.run(store, run_id))
+        if isinstance(found, Response):
+            return found
+        scheme = scheme_for(str(found["config"].get("benchmark", "")))
+        if not _ANNOTATOR.fullmatch(annotator) or label not in scheme.names:
+            return PlainTextResponse(f"give an annotator name and one of: {', '.join(scheme.names)}", status_code=400)
+        position = max(0, int(str(form.get("position", "0")) or 0))
+        task, index = str(form.get("task", "")), int(str(form.get("index", "0")) or 0)
+        if stores.sample(store, run_id, task, index) is None:
+            return PlainTextResponse("no such sample", status_code=404)
+        try:
+            with Store(stores.paths[store]) as writable:
+                writable.annotate(run_id, task, index, annotator, label, suggested=form.get("suggested") == label)
+        except (OSError, sqlite3.Error) as error:
+            return PlainTextResponse(f"the store cannot be written ({error}): nothing was saved", status_code=503)
+        following = position + (-1 if form.get("go") == "previous" else 1)
+        return RedirectResponse(f"/annotate/{store}/{quote(run_id)}?annotator={quote(annotator)}&position={max(0, following)}",
+                                status_code=303)  # fmt: skip
+
+    def agreement(request: Request) -> Response:
+        """Cohen's kappa of every two annotators on the samples both labelled, and where they differ."""
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        found = _or_404(lambda: stores.run(store, run_id))
+        if isinstance(found, Response):
+            return found
+        pairs = agreements(stores.labels(store, run_id))
+        return page(request, "agreement.html", store=store, run=found, pairs=pairs)
+
     def styles(request: Request) -> Response:
         return PlainTextResponse(HtmlFormatter(cssclass="code").get_style_defs(".code"), media_type="text/css")
 
     app = Starlette(routes=[
         Route("/", runs), Route("/run/{store:int}/{run_id}", run), Route("/run/{store:int}/{run_id}/samples", samples),
         Route("/run/{store:int}/{run_id}/sample", sample), Route("/compare", compare), Route("/code.css", styles),
+        Route("/annotate/{store:int}/{run_id}", annotate), Route("/annotate/{store:int}/{run_id}", save_label, methods=["POST"]),
+        Route("/agreement/{store:int}/{run_id}", agreement),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ])  # fmt: skip
     if token:
@@ -154,6 +214,30 @@ def _filters(request: Request) -> Filters:
         number = 0
     return Filters(verdict=q.get("verdict", ""), error=q.get("error", ""), flag=q.get("flag", ""),
                    task=q.get("task", ""), text=q.get("text", ""), page=number)  # fmt: skip
+
+
+_ANNOTATOR = re.compile(r"[\w.@-]{1,64}")  # a name, as it is stored with each label
+
+
+def agreements(labels: list[dict]) -> list[dict]:
+    """For every two annotators: samples both labelled, Cohen's kappa on them, and their disagreements."""
+    from sklearn.metrics import cohen_kappa_score
+
+    by_annotator: dict[str, dict[tuple, str]] = {}
+    for label in labels:
+        by_annotator.setdefault(label["annotator"], {})[(label["task_id"], label["sample_index"])] = label["label"]
+    found = []
+    for first, second in itertools.combinations(sorted(by_annotator), 2):
+        a, b = by_annotator[first], by_annotator[second]
+        shared = sorted(set(a) & set(b), key=lambda key: (natural_key(key[0]), key[1]))
+        if not shared:
+            continue
+        left, right = [a[k] for k in shared], [b[k] for k in shared]
+        # kappa is undefined when both gave one same label throughout: agreement is then total
+        kappa = 1.0 if len(set(left) | set(right)) == 1 else float(cohen_kappa_score(left, right))
+        found.append({"a": first, "b": second, "shared": len(shared), "agree": sum(x == y for x, y in zip(left, right, strict=True)),
+                      "kappa": kappa, "differ": [(k[0], k[1], a[k], b[k]) for k in shared if a[k] != b[k]]})  # fmt: skip
+    return found
 
 
 def _run_reference(text: str) -> tuple[int, str] | None:

@@ -165,6 +165,24 @@ class Stores:
                              (run_id, task_id, int(passed))).fetchone()  # fmt: skip
         return self.sample(store, run_id, task_id, row[0]) if row else None
 
+    def failed_at(self, store: int, run_id: str, position: int) -> tuple[dict | None, int]:
+        """The run's `position`-th failed sample (task order) and how many failed: what is annotated."""
+        with closing(self.connect(store)) as db:
+            failed = "run_id = ? AND json_extract(judgement, '$.passed') = 0"
+            total = db.execute(f"SELECT COUNT(*) FROM samples WHERE {failed}", (run_id,)).fetchone()[0]  # noqa: S608
+            row = db.execute(f"SELECT task_id, sample_index FROM samples WHERE {failed} "  # noqa: S608
+                             "ORDER BY task_id, sample_index LIMIT 1 OFFSET ?", (run_id, position)).fetchone()  # fmt: skip
+        return (self.sample(store, run_id, row[0], row[1]) if row else None), total
+
+    def labels(self, store: int, run_id: str) -> list[dict]:
+        """Every annotator's labels of the run (none in a store made before annotations existed)."""
+        with closing(self.connect(store)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'annotations'").fetchone():
+                return []
+            rows = db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
+                              "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
+        return [dict(row) for row in rows]
+
     def sample(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
         with closing(self.connect(store)) as db:
             row = db.execute("SELECT * FROM samples WHERE run_id = ? AND task_id = ? AND sample_index = ?",
