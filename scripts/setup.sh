@@ -26,28 +26,27 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
-if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-      || echo "note: could not install bubblewrap; the bwrap sandbox tier will be unavailable" >&2
+# A Debian package, where the system lets us install it: as root, or with sudo that asks nothing.
+# Usage: system_package COMMAND PACKAGE WHAT-IT-IS-FOR
+system_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: install $2 for $3" >&2
+  elif [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq "$2") >/dev/null 2>&1 \
+      || echo "note: could not install $2; without it, no $3" >&2
   elif sudo -n true 2>/dev/null; then
-    (sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || true
+    (sudo apt-get update -qq && sudo apt-get install -y -qq "$2") >/dev/null 2>&1 || true
   else
-    echo "note: install bubblewrap (apt-get install bubblewrap) for the bwrap sandbox tier" >&2
+    echo "note: install $2 (apt-get install $2) for $3" >&2
   fi
-fi
+}
 
+system_package bwrap bubblewrap "the bwrap sandbox tier"
 # The web app's browser tests drive a real Chromium: Debian's, since a browser download does not work
 # everywhere (Playwright is pointed at it).
-if [ -n "$WITH_BROWSER" ] && ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
-      || echo "note: could not install chromium; the browser tests will be skipped" >&2
-  elif sudo -n true 2>/dev/null; then
-    (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null 2>&1 || true
-  else
-    echo "note: install chromium (apt-get install chromium) for the web app's browser tests" >&2
-  fi
+if [ -n "$WITH_BROWSER" ]; then
+  system_package chromium chromium "the web app's browser tests"
 fi
 
 if [ ! -x .venv/bin/python ]; then
