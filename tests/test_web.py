@@ -186,9 +186,9 @@ def test_a_browser_pages_through_filters_and_opens_a_sample_with_no_script_run(s
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(address + "/")
-    page.fill("#run-search", "tiny")
-    page.wait_for_timeout(600)  # htmx's input delay, then the swap
-    page.click(f"text={run_id}")
+    with page.expect_response(lambda response: "q=tiny" in response.url):
+        page.fill("#run-search", "tiny")  # htmx asks for the filtered table after its input delay
+    page.locator(f"text={run_id}").click()
     page.wait_for_selector("#sample-count")
     assert "120 samples match; page 1 of 3" in page.inner_text("#sample-count")
     page.click("#next-page")
@@ -213,14 +213,11 @@ def test_serve_names_a_folder_without_a_store_in_one_line(tmp_path):
 
 
 def _annotate_by_keyboard(page, keys: list[str]) -> None:
-    """Press each key on the annotation page and wait for the next sample to load."""
+    """Press each key on the annotation page; each saves (or moves) and loads the next sample."""
     for key in keys:
-        before = page.inner_text("#annotate-position")
-        page.keyboard.press(key)
-        page.wait_for_function(
-            f"document.querySelector('#annotate-position') && "
-            f"document.querySelector('#annotate-position').innerText !== {before!r}"
-        )
+        with page.expect_navigation():
+            page.keyboard.press(key)
+        page.wait_for_selector("#annotate-position")
 
 
 def test_two_annotators_label_by_keyboard_at_once_and_every_label_is_kept(served, browser):
@@ -232,13 +229,12 @@ def test_two_annotators_label_by_keyboard_at_once_and_every_label_is_kept(served
         pages[name].goto(f"{address}/run/0/{run_id}")
         pages[name].click("#annotate-link")
         pages[name].fill("#annotator", name)
-        pages[name].keyboard.press("Enter")
-        pages[name].wait_for_selector("#annotate-position")
+        _annotate_by_keyboard(pages[name], ["Enter"])
     for step in range(5):  # interleaved: the two save at the same moments
         for name, keys in annotators.items():
             _annotate_by_keyboard(pages[name], [keys[step]])
-    pages["ann"].keyboard.press("p")  # back one, without saving
-    pages["ann"].wait_for_function("document.querySelector('#annotate-position').innerText.startsWith('failed sample 5 of')")
+    _annotate_by_keyboard(pages["ann"], ["p"])  # back one, without saving
+    assert pages["ann"].inner_text("#annotate-position").startswith("failed sample 5 of")
     assert "yours" in pages["ann"].inner_text("#annotate-form")
     with Store(folder / "slmlab.db") as store:
         stored = store.annotations(run_id)
@@ -251,3 +247,12 @@ def test_two_annotators_label_by_keyboard_at_once_and_every_label_is_kept(served
     assert [r["suggested"] for r in stored if r["annotator"] == "ann"][0] is True  # Enter kept the suggestion
     pages["bob"].goto(f"{address}/agreement/0/{run_id}")
     assert "on 5 samples both labelled (3 the same)" in pages["bob"].inner_text("body")
+
+
+def test_numbers_from_the_url_that_are_not_numbers_are_the_first_page(tmp_path):
+    folder, run_id = _store(tmp_path / "runs", samples=6)
+    client = TestClient(make_app([folder]))
+    assert client.get(f"/run/0/{run_id}/samples", params={"page": "²"}).status_code == 200
+    assert client.get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/0", "index": "x"}).status_code == 200
+    assert client.get("/compare", params={"a": "¹:x", "b": "0:y"}).status_code == 200
+    assert client.get(f"/annotate/0/{run_id}", params={"annotator": "a", "position": "-3"}).status_code == 200

@@ -96,7 +96,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
 
     def sample(request: Request) -> Response:
         store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        task, index = request.query_params.get("task", ""), int(request.query_params.get("index", "0") or 0)
+        task, index = request.query_params.get("task", ""), _number(request.query_params.get("index"))
         found = _or_404(lambda: stores.sample(store, run_id, task, index))
         if isinstance(found, Response):
             return found
@@ -149,7 +149,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         scheme = scheme_for(str(found["config"].get("benchmark", "")))
         if not _ANNOTATOR.fullmatch(annotator):
             return page(request, "annotate.html", store=store, run=found, scheme=scheme, annotator="", sample=None)
-        position = max(0, int(request.query_params.get("position", "0") or 0))
+        position = _number(request.query_params.get("position"))
         sample, total = stores.failed_at(store, run_id, position)
         mine, suggestion = None, None
         if sample is not None:
@@ -169,8 +169,8 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         scheme = scheme_for(str(found["config"].get("benchmark", "")))
         if not _ANNOTATOR.fullmatch(annotator) or label not in scheme.names:
             return PlainTextResponse(f"give an annotator name and one of: {', '.join(scheme.names)}", status_code=400)
-        position = max(0, int(str(form.get("position", "0")) or 0))
-        task, index = str(form.get("task", "")), int(str(form.get("index", "0")) or 0)
+        position = _number(form.get("position"))
+        task, index = str(form.get("task", "")), _number(form.get("index"))
         if stores.sample(store, run_id, task, index) is None:
             return PlainTextResponse("no such sample", status_code=404)
         try:
@@ -206,14 +206,15 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
     return app
 
 
+def _number(text) -> int:
+    """A page, position or sample index from the URL or a form: 0 unless it is a whole number >= 0."""
+    return int(text) if isinstance(text, str) and text.isascii() and text.isdigit() else 0
+
+
 def _filters(request: Request) -> Filters:
     q = request.query_params
-    try:
-        number = max(0, int(q.get("page", "0") or 0))
-    except ValueError:
-        number = 0
     return Filters(verdict=q.get("verdict", ""), error=q.get("error", ""), flag=q.get("flag", ""),
-                   task=q.get("task", ""), text=q.get("text", ""), page=number)  # fmt: skip
+                   task=q.get("task", ""), text=q.get("text", ""), page=_number(q.get("page")))  # fmt: skip
 
 
 _ANNOTATOR = re.compile(r"[\w.@-]{1,64}")  # a name, as it is stored with each label
@@ -243,7 +244,7 @@ def agreements(labels: list[dict]) -> list[dict]:
 def _run_reference(text: str) -> tuple[int, str] | None:
     """`STORE:RUN_ID` (how the compare form names a run) as (store, run id)."""
     store, _, run_id = text.partition(":")
-    return (int(store), run_id) if store.isdigit() and run_id else None
+    return (int(store), run_id) if store.isascii() and store.isdigit() and run_id else None
 
 
 def _or_404(fetch):
