@@ -194,6 +194,20 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, data_dir):
     assert again["phase1"] == study["phase1"]
     assert "(0 samples to generate)" in (tmp_path / "log2.txt").read_text()
 
+    # Labels given in `slmlab serve` are read from the store, over the sheet's row for the same problem.
+    from slmlab.store import Store
+
+    with Store(out / "store" / "slmlab.db") as store:
+        views = {store.run_config(r["run_id"])["budget"]: r["run_id"] for r in store.runs() if r["kind"] == "budget-view"}
+        wrong = next(row for row in store.samples(views[16]) if row.sample_index == 0 and row.passed is False)
+        store.annotate(views[16], wrong.task_id, 0, "ann", "logic")
+        store.annotate(views[16], wrong.task_id, 0, "bob", "setup")  # fewer labels than ann: not read
+        store.annotate(views[32], wrong.task_id, 0, "ann", "incomplete")
+    analyzed = run_study(config, "2-analyze", Console(file=open(tmp_path / "log3.txt", "w")))["phase2"]
+    assert analyzed["from_store"] == 2 and analyzed["distribution"][16]["logic"] >= 1
+    assert analyzed["distribution"][16]["setup"] == sum(r["error_type"] == "setup" for r in read_sheets(out / "annotations")
+                                                        if r["budget"] == 16 and r["problem_id"] != wrong.task_id)  # fmt: skip
+
 
 def test_bad_input_gets_one_clear_line(tmp_path):
     from tests.test_cli import _one_line_error, slmlab

@@ -256,3 +256,14 @@ def test_numbers_from_the_url_that_are_not_numbers_are_the_first_page(tmp_path):
     assert client.get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/0", "index": "x"}).status_code == 200
     assert client.get("/compare", params={"a": "¹:x", "b": "0:y"}).status_code == 200
     assert client.get(f"/annotate/0/{run_id}", params={"annotator": "a", "position": "-3"}).status_code == 200
+
+
+def test_a_run_judged_by_the_math_judge_is_annotated_with_seed_002s_error_types():
+    from slmlab.tasks.schemes import scheme_for, suggest
+
+    assert scheme_for("", "math").name == scheme_for("gsm8k").name == "gsm8k"  # a budget view names no benchmark
+    assert scheme_for("mbpp").name == "code"
+    gsm8k = scheme_for("gsm8k")
+    assert suggest(gsm8k, "12 x 3 = 38, so 38", {"flags": {}}, None) == "arithmetic"
+    assert suggest(gsm8k, "Step 1", {"flags": {"truncated": True}}, None) == "incomplete"
+    assert suggest(gsm8k, "12 x 3 = 36", {"flags": {}}, None) is None

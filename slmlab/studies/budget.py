@@ -25,6 +25,7 @@ import csv
 import json
 import random
 import re
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -310,10 +311,11 @@ def prepare_sheets(records_by_budget: dict[int, list[dict]], sizes: dict[int, in
     return written
 
 
-def read_sheets(folder: Path) -> list[dict]:
-    """Every annotated row, validated: a bad value names its file, line, and the values allowed."""
+def read_sheets(folder: Path, required: bool = True) -> list[dict]:
+    """Every annotated row, validated: a bad value names its file, line, and the values allowed.
+    `required`: no sheet at all is an error (it is not where the store holds labels instead)."""
     paths = sorted(folder.glob("annotate_errors_budget*.tsv"), key=lambda p: int(re.sub(r"\D", "", p.stem)))
-    if not paths:
+    if not paths and required:
         raise UserError(
             f"no annotation sheets in {folder}: run `slmlab study budget --phase 2-prepare` first"
         )
@@ -353,6 +355,29 @@ def read_sheets(folder: Path) -> list[dict]:
             "bad annotation rows: " + "; ".join(problems[:5]) + more + ": fix them and run 2-analyze again"
         )
     return rows
+
+
+def stored_labels(store: Store, view_runs: dict[int, str]) -> list[dict]:
+    """The error types given in `slmlab serve` to the first sample of each budget's view, as sheet
+    rows. Where several people labelled, the labels of the one who labelled most are read (the app's
+    agreement page compares them)."""
+    labels = {budget: [a for a in store.annotations(run_id) if a["sample_index"] == 0]
+              for budget, run_id in view_runs.items()}  # fmt: skip
+    given = Counter(a["annotator"] for found in labels.values() for a in found)
+    if not given:
+        return []
+    annotator = min(given, key=lambda name: (-given[name], name))
+    return [{"budget": budget, "problem_id": a["task_id"], "error_type": a["label"], "error_location": "",
+             "recoverable": "", "notes": f"labelled by {annotator} in slmlab serve"}
+            for budget, found in sorted(labels.items()) for a in found
+            if a["annotator"] == annotator and a["label"] in ERROR_TYPES]  # fmt: skip
+
+
+def with_stored_labels(sheets: list[dict], stored: list[dict]) -> list[dict]:
+    """The sheets' rows, each replaced by the store's label of the same problem at the same budget."""
+    from_store = {(r["budget"], str(r["problem_id"])): r for r in stored}
+    kept = [r for r in sheets if (r["budget"], str(r["problem_id"])) not in from_store]
+    return kept + list(from_store.values())
 
 
 def analyze_sheets(rows: list[dict], correct_at: dict[int, set[str]]) -> dict:
@@ -417,7 +442,7 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
     if not tasks:
         raise UserError(f"{config.benchmark} has no problems in {config.data_dir or 'the data directory'}")
     if "2-analyze" in phases and "2-prepare" not in phases:
-        read_sheets(annotations)  # bad or missing sheets: say so before generating anything
+        read_sheets(annotations, required=False)  # bad sheets: say so before generating anything
     model = _Model(config, console)
     study: dict = {"config": config.model_dump(), "phases": sorted(phases)}
     with Store(out / "store" / STORE_NAME) as store:
@@ -489,7 +514,11 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         study["phase2_sheets"] = [{"path": str(p), "rows": n, "written": w} for p, n, w in sheets]
     if "2-analyze" in phases:
         correct_at = {b: {str(r["problem_id"]) for r in first[b] if r["correct"]} for b in config.budgets}
-        study["phase2"] = analyze_sheets(read_sheets(annotations), correct_at)
+        with Store(out / "store" / STORE_NAME) as store:
+            stored = stored_labels(store, {b: runs[b] for b in config.annotation_samples})
+        rows = with_stored_labels(read_sheets(annotations, required=not stored), stored)
+        study["phase2"] = analyze_sheets(rows, correct_at)
+        study["phase2"]["from_store"] = len(stored)
         write_text_atomic(results / "phase2_error_analysis.json", json.dumps(study["phase2"], indent=2))
     from slmlab.report.budget import write_report
 

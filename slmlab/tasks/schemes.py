@@ -35,9 +35,12 @@ def schemes() -> dict[str, Scheme]:
             for name, entry in raw.items()}  # fmt: skip
 
 
-def scheme_for(benchmark: str) -> Scheme:
-    """The scheme that names `benchmark`, else the one for every benchmark ("*")."""
+def scheme_for(benchmark: str, judge: str | None = None) -> Scheme:
+    """The scheme that names `benchmark`, else the one for every benchmark ("*"). A run judged by
+    the math judge (a budget study's view names no benchmark) takes GSM8K's."""
     found = schemes()
+    if judge == "math":
+        benchmark = benchmark or "gsm8k"
     return next((s for s in found.values() if benchmark in s.benchmarks),
                 next(s for s in found.values() if "*" in s.benchmarks))  # fmt: skip
 

@@ -146,7 +146,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         if isinstance(found, Response):
             return found
         annotator = request.query_params.get("annotator", "").strip()
-        scheme = scheme_for(str(found["config"].get("benchmark", "")))
+        scheme = _scheme(stores, store, found)
         if not _ANNOTATOR.fullmatch(annotator):
             return page(request, "annotate.html", store=store, run=found, scheme=scheme, annotator="", sample=None)
         position = _number(request.query_params.get("position"))
@@ -166,7 +166,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         found = _or_404(lambda: stores.run(store, run_id))
         if isinstance(found, Response):
             return found
-        scheme = scheme_for(str(found["config"].get("benchmark", "")))
+        scheme = _scheme(stores, store, found)
         if not _ANNOTATOR.fullmatch(annotator) or label not in scheme.names:
             return PlainTextResponse(f"give an annotator name and one of: {', '.join(scheme.names)}", status_code=400)
         position = _number(form.get("position"))
@@ -204,6 +204,13 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
     if token:
         app.add_middleware(_TokenGate, token=token)
     return app
+
+
+def _scheme(stores: Stores, store: int, run: dict):
+    """The annotation scheme of a run: by its benchmark, or by what judged it."""
+    first, _ = stores.failed_at(store, run["run_id"], 0)
+    judge = ((first or {}).get("judgement") or {}).get("judge")
+    return scheme_for(str(run["config"].get("benchmark", "")), judge)
 
 
 def _number(text) -> int:
