@@ -267,3 +267,20 @@ def test_a_run_judged_by_the_math_judge_is_annotated_with_seed_002s_error_types(
     assert suggest(gsm8k, "12 x 3 = 38, so 38", {"flags": {}}, None) == "arithmetic"
     assert suggest(gsm8k, "Step 1", {"flags": {"truncated": True}}, None) == "incomplete"
     assert suggest(gsm8k, "12 x 3 = 36", {"flags": {}}, None) is None
+
+
+def test_study_reports_beside_a_store_are_pages_linked_to_their_runs(tmp_path):
+    folder, run_id = _store(tmp_path / "runs", samples=3)
+    (folder / run_id).mkdir()
+    (folder / run_id / "report.html").write_text("<title>a run's own report</title>")
+    (folder / "bottleneck-0123456789abcdef").mkdir()
+    (folder / "bottleneck-0123456789abcdef" / "report.html").write_text(
+        f"<html><title>Bottleneck study</title><body>scaling from {run_id} and eval-ffffffffffffffff</body></html>")
+    client = TestClient(make_app([folder]))
+    listing = client.get("/studies").text
+    assert "Bottleneck study" in listing and "a run&#39;s own report" not in listing and "own report" not in listing
+    page = client.get("/study/0").text
+    assert f'href="/run/0/{run_id}"' in page and "eval-ffffffffffffffff" not in page  # only runs the stores hold
+    report = client.get("/study/0/report")
+    assert "scaling from" in report.text and report.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert client.get("/study/9").status_code == 404

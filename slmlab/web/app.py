@@ -191,6 +191,21 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         pairs = agreements(stores.labels(store, run_id))
         return page(request, "agreement.html", store=store, run=found, pairs=pairs)
 
+    def studies(request: Request) -> HTMLResponse:
+        return page(request, "studies.html", studies=stores.studies())
+
+    def study(request: Request) -> Response:
+        """A study's own report inside the app, with links to the runs it came from. The report runs
+        in a sandboxed frame of its own origin: its scripts never reach the app."""
+        found = stores.studies()
+        number = request.path_params["number"]
+        if number >= len(found):
+            return PlainTextResponse("not found", status_code=404)
+        if request.url.path.endswith("/report"):
+            return HTMLResponse(found[number]["path"].read_text(errors="replace"),
+                                headers={"Content-Security-Policy": "sandbox allow-scripts"})  # fmt: skip
+        return page(request, "study.html", study=found[number], number=number)
+
     def styles(request: Request) -> Response:
         return PlainTextResponse(HtmlFormatter(cssclass="code").get_style_defs(".code"), media_type="text/css")
 
@@ -198,7 +213,8 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         Route("/", runs), Route("/run/{store:int}/{run_id}", run), Route("/run/{store:int}/{run_id}/samples", samples),
         Route("/run/{store:int}/{run_id}/sample", sample), Route("/compare", compare), Route("/code.css", styles),
         Route("/annotate/{store:int}/{run_id}", annotate), Route("/annotate/{store:int}/{run_id}", save_label, methods=["POST"]),
-        Route("/agreement/{store:int}/{run_id}", agreement),
+        Route("/agreement/{store:int}/{run_id}", agreement), Route("/studies", studies),
+        Route("/study/{number:int}", study), Route("/study/{number:int}/report", study),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ])  # fmt: skip
     if token:

@@ -7,7 +7,9 @@ by verdict, error type, quality flag, task and free text.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sqlite3
 from collections import Counter
 from contextlib import closing
@@ -19,6 +21,8 @@ from slmlab.metrics.intervals import wilson
 from slmlab.store import STORE_NAME, natural_key
 
 PAGE = 50  # samples a page
+_RUN_ID = re.compile(r"\b[a-z][a-z-]*-[0-9a-f]{16}\b")  # how run ids look (slmlab.store.run_key)
+_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")  # the yes/no quality flags of a generation
 
 
@@ -62,6 +66,27 @@ class Stores:
             if not path.is_file():
                 raise UserError(f"--out {folder}: no slmlab store there ({STORE_NAME}); name a folder a run wrote")
             self.paths.append(path.resolve())
+
+    def studies(self) -> list[dict]:
+        """The study reports beside the stores (a report.html that is not a run's), newest first, each
+        with the runs of the stores it names. A study keeps its store in its folder (bottleneck,
+        budget) or in `store/` inside it (LoRA, collapse): both are searched, three folders deep."""
+        known = {r["run_id"]: r["store"] for r in self.runs()}
+        found = []
+        for index, path in enumerate(self.paths):
+            roots = {path.parent, *([path.parent.parent] if path.parent.name == "store" else [])}
+            reports = {report for root in roots for depth in ("", "*/", "*/*/", "*/*/*/")
+                       for report in root.glob(f"{depth}report.html")}  # fmt: skip
+            for report in sorted(reports):
+                if report.parent.name in known:
+                    continue  # a run's own report: the run's page shows it all
+                text = report.read_text(errors="replace")
+                title = _TITLE.search(text)
+                runs = sorted({run for run in _RUN_ID.findall(text) if run in known})
+                found.append({"store": index, "path": report, "title": html.unescape(title.group(1)).strip() if title else report.parent.name,
+                              "modified": report.stat().st_mtime, "runs": [(known[r], r) for r in runs]})  # fmt: skip
+        found.sort(key=lambda s: -s["modified"])
+        return found
 
     def connect(self, store: int) -> sqlite3.Connection:
         if not 0 <= store < len(self.paths):
