@@ -284,3 +284,26 @@ def test_study_reports_beside_a_store_are_pages_linked_to_their_runs(tmp_path):
     report = client.get("/study/0/report")
     assert "scaling from" in report.text and report.headers["content-security-policy"] == "sandbox allow-scripts"
     assert client.get("/study/9").status_code == 404
+
+
+def test_a_capture_runs_sample_shows_its_activations_and_probe_score(tmp_path):
+    import json
+
+    import numpy as np
+
+    from slmlab.probe.arrays import ActivationWriter, Layout, activations_dir
+
+    folder, run_id = _store(tmp_path / "runs", samples=0)
+    layout = Layout(layers=[0, 1], hidden_size=4, tokens=False)
+    mean = np.array([[1, 0, 0, 0], [3, 4, 0, 0]], dtype=np.float16)  # layer norms 1 and 5
+    with Store(folder / "slmlab.db") as store, ActivationWriter(activations_dir(store.path, run_id), layout, 0, 0) as writer:
+        where = writer.append({"prompt_last": np.zeros((2, 4)), "generated_mean": mean})
+        store.add_sample(run_id, SampleRow("HumanEval/0", 0, 1, "def f(x):\n", "    return x\n", {"flags": {}}, None),
+                         (where.row, where.token_start, where.n_tokens))  # fmt: skip
+    probe = folder / run_id / "probe"
+    probe.mkdir(parents=True)
+    (probe / "probe.json").write_text(json.dumps({"kind": "generated_mean", "analysis": {"layer": 1, "margins": {
+        "dims": [0, 1], "weights": [0.5, -1.0], "bias": 0.25, "median_distance_passed": 1.0, "median_distance_failed": -1.0}}}))
+    page = TestClient(make_app([folder])).get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/0", "index": 0}).text
+    assert "layer 0" in page and ">1.0<" in page and ">5.0<" in page  # each layer's norm
+    assert "signed distance <strong>-2.250</strong>" in page  # 0.5 * 3 - 1.0 * 4 + 0.25

@@ -109,7 +109,8 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         return page(request, "sample.html", store=store, run_id=run_id, sample=found, judgement=judgement,
                     detail=detail if isinstance(detail, dict) else {"detail": detail},
                     completion_html=_code(found["completion"], mark=mark), failed_line=line, marked=mark,
-                    flags=[f for f in FLAGS if (found["generation"].get("flags") or {}).get(f) is True])  # fmt: skip
+                    flags=[f for f in FLAGS if (found["generation"].get("flags") or {}).get(f) is True],
+                    activations=stores.activations(store, run_id, task, index))  # fmt: skip
 
     def compare(request: Request) -> Response:
         """Two runs on the tasks both hold: the paired verdict, and the tasks where only one passed,

@@ -16,6 +16,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from slmlab.errors import UserError
 from slmlab.metrics.intervals import wilson
 from slmlab.store import STORE_NAME, natural_key
@@ -218,6 +220,36 @@ class Stores:
             rows = db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
                               "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
         return [dict(row) for row in rows]
+
+    def activations(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
+        """For a capture run's sample: the norm of its mean generated-token activation at every layer
+        captured and, where `slmlab probe` kept a margin classifier for the run, the sample's signed
+        distance to it (with the medians of the passed and the failed samples, to read it by)."""
+        from slmlab.probe.arrays import activations_dir, read_layout, read_rows
+
+        with closing(self.connect(store)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'activations'").fetchone():
+                return None
+            found = db.execute("SELECT row FROM activations WHERE run_id = ? AND task_id = ? AND sample_index = ?",
+                               (run_id, task_id, index)).fetchone()  # fmt: skip
+        directory = activations_dir(self.paths[store], run_id)
+        if found is None or not (directory / "layout.json").is_file():
+            return None
+        layout = read_layout(directory)
+        norms = [(layer, float(np.linalg.norm(read_rows(directory, "generated_mean", layer, [found[0]])[0])))
+                 for layer in layout.layers]  # fmt: skip
+        summary = {"layers": norms, "hidden_size": layout.hidden_size, "probe": None}
+        probe = self.paths[store].parent / run_id / "probe" / "probe.json"
+        payload = json.loads(probe.read_text()) if probe.is_file() else {}
+        analysis = payload.get("analysis") or {}
+        margins = analysis.get("margins")
+        if margins and payload.get("kind") == "generated_mean" and analysis.get("layer") in layout.layers:
+            values = read_rows(directory, "generated_mean", analysis["layer"], [found[0]])[0]
+            score = float(np.dot(margins["weights"], values[margins["dims"]]) + margins["bias"])
+            summary["probe"] = {"layer": analysis["layer"], "dims": margins["dims"], "score": score,
+                                "median_passed": margins.get("median_distance_passed"),
+                                "median_failed": margins.get("median_distance_failed")}  # fmt: skip
+        return summary
 
     def sample(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
         with closing(self.connect(store)) as db:
