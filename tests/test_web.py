@@ -307,3 +307,18 @@ def test_a_capture_runs_sample_shows_its_activations_and_probe_score(tmp_path):
     page = TestClient(make_app([folder])).get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/0", "index": 0}).text
     assert "layer 0" in page and ">1.0<" in page and ">5.0<" in page  # each layer's norm
     assert "signed distance <strong>-2.250</strong>" in page  # 0.5 * 3 - 1.0 * 4 + 0.25
+
+
+def test_training_runs_beside_a_store_are_in_the_runs_list(tmp_path):
+    import json
+
+    folder, run_id = _store(tmp_path / "runs", samples=3)
+    (folder / "train" / "tiny-lm").mkdir(parents=True)
+    (folder / "train" / "tiny-lm" / "tiny-lm_summary.json").write_text(json.dumps({
+        "experiment": "tiny-lm", "steps": 300, "tokens": 9600, "val_loss": 1.1, "val_bits_per_char": 1.234,
+        "model": {"parameters": 2_900_000}}))  # fmt: skip
+    client = TestClient(make_app([folder]))
+    runs = client.get("/").text
+    assert run_id in runs and "tiny-lm" in runs and "2.9M parameters" in runs and "val 1.234 bits/char" in runs
+    assert "tiny-lm" not in client.get("/?kind=eval").text
+    assert 'id="val-bits">1.234<' in client.get("/training/0").text

@@ -64,7 +64,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
     def runs(request: Request) -> HTMLResponse:
         query, kind = request.query_params.get("q", "").strip(), request.query_params.get("kind", "")
         order = request.query_params.get("sort", "created")
-        found = stores.runs()
+        found = stores.runs() + [_training_row(number, t) for number, t in enumerate(stores.trainings())]
         kinds = sorted({r["kind"] for r in found})
         if kind:
             found = [r for r in found if r["kind"] == kind]
@@ -207,6 +207,13 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                                 headers={"Content-Security-Policy": "sandbox allow-scripts"})  # fmt: skip
         return page(request, "study.html", study=found[number], number=number)
 
+    def training(request: Request) -> Response:
+        found = stores.trainings()
+        number = request.path_params["number"]
+        if number >= len(found):
+            return PlainTextResponse("not found", status_code=404)
+        return page(request, "training.html", training=found[number])
+
     def styles(request: Request) -> Response:
         return PlainTextResponse(HtmlFormatter(cssclass="code").get_style_defs(".code"), media_type="text/css")
 
@@ -216,11 +223,23 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         Route("/annotate/{store:int}/{run_id}", annotate), Route("/annotate/{store:int}/{run_id}", save_label, methods=["POST"]),
         Route("/agreement/{store:int}/{run_id}", agreement), Route("/studies", studies),
         Route("/study/{number:int}", study), Route("/study/{number:int}/report", study),
+        Route("/training/{number:int}", training),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ])  # fmt: skip
     if token:
         app.add_middleware(_TokenGate, token=token)
     return app
+
+
+def _training_row(number: int, training: dict) -> dict:
+    """A training run as a row of the runs list: its size and validation bits per character."""
+    summary = training["summary"]
+    parameters = (summary.get("model") or {}).get("parameters")
+    return {"store": training["store"], "run_id": summary["experiment"], "link": f"/training/{number}",
+            "kind": "training", "model": f"{parameters / 1e6:.1f}M parameters" if parameters else "",
+            "benchmark": "", "created": training["modified"], "finished": True, "samples": 0, "judged": 0,
+            "rate": None, "measure": f"val {summary['val_bits_per_char']:.3f} bits/char" if summary["val_bits_per_char"]
+            else "", "steps": summary["steps"]}  # fmt: skip
 
 
 def _scheme(stores: Stores, store: int, run: dict):

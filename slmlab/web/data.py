@@ -75,11 +75,8 @@ class Stores:
         budget) or in `store/` inside it (LoRA, collapse): both are searched, three folders deep."""
         known = {r["run_id"]: r["store"] for r in self.runs()}
         found = []
-        for index, path in enumerate(self.paths):
-            roots = {path.parent, *([path.parent.parent] if path.parent.name == "store" else [])}
-            reports = {report for root in roots for depth in ("", "*/", "*/*/", "*/*/*/")
-                       for report in root.glob(f"{depth}report.html")}  # fmt: skip
-            for report in sorted(reports):
+        for index, reports in enumerate(self._nearby("report.html")):
+            for report in reports:
                 if report.parent.name in known:
                     continue  # a run's own report: the run's page shows it all
                 text = report.read_text(errors="replace")
@@ -88,6 +85,30 @@ class Stores:
                 found.append({"store": index, "path": report, "title": html.unescape(title.group(1)).strip() if title else report.parent.name,
                               "modified": report.stat().st_mtime, "runs": [(known[r], r) for r in runs]})  # fmt: skip
         found.sort(key=lambda s: -s["modified"])
+        return found
+
+    def _nearby(self, name: str) -> list[list[Path]]:
+        """Files called `name` beside each store, three folders deep: in the store's folder, or in the
+        one above it where the store is a study's `store/` (LoRA, collapse)."""
+        found = []
+        for path in self.paths:
+            roots = {path.parent, *([path.parent.parent] if path.parent.name == "store" else [])}
+            found.append(sorted({hit for root in roots for depth in ("", "*/", "*/*/", "*/*/*/")
+                                 for hit in root.glob(f"{depth}{name}")}))  # fmt: skip
+        return found
+
+    def trainings(self) -> list[dict]:
+        """The training runs beside the stores (`slmlab train` writes <run>/<name>_summary.json)."""
+        found = []
+        for index, summaries in enumerate(self._nearby("*_summary.json")):
+            for path in summaries:
+                try:
+                    summary = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(summary, dict) or not {"experiment", "steps", "val_bits_per_char"} <= set(summary):
+                    continue
+                found.append({"store": index, "path": path, "summary": summary, "modified": path.stat().st_mtime})
         return found
 
     def connect(self, store: int) -> sqlite3.Connection:
