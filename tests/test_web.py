@@ -322,3 +322,18 @@ def test_training_runs_beside_a_store_are_in_the_runs_list(tmp_path):
     assert run_id in runs and "tiny-lm" in runs and "2.9M parameters" in runs and "val 1.234 bits/char" in runs
     assert "tiny-lm" not in client.get("/?kind=eval").text
     assert 'id="val-bits">1.234<' in client.get("/training/0").text
+
+
+def test_a_run_being_written_shows_its_progress_and_refreshes_it(tmp_path):
+    folder, run_id = _store(tmp_path / "runs", samples=3)
+    with Store(folder / "slmlab.db") as store:
+        store.db.execute("UPDATE runs SET finished = NULL")
+    client = TestClient(make_app([folder]))
+    page = client.get(f"/run/0/{run_id}").text
+    assert "being written" in page and f'hx-get="/run/0/{run_id}/progress" hx-trigger="every 5s"' in page
+    assert 'hx-trigger="every 5s"' in client.get("/").text  # the runs list refreshes too
+    with Store(folder / "slmlab.db") as store:
+        store.add_sample(run_id, SampleRow("HumanEval/9", 0, 9, "p", "c", {"flags": {}}, None))
+        store.finish_run(run_id)
+    line = client.get(f"/run/0/{run_id}/progress").text
+    assert "4 samples, 3 judged" in line and "hx-trigger" not in line  # finished: no more polling

@@ -84,6 +84,14 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
             return found
         return page(request, "run.html", store=store, run=found, filters=_filters(request))
 
+    def progress(request: Request) -> Response:
+        """The line that counts a run's samples, polled while the run is being written."""
+        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        found = _or_404(lambda: stores.run(store, run_id))
+        if isinstance(found, Response):
+            return found
+        return page(request, "progress.html", store=store, run=found)
+
     def samples(request: Request) -> Response:
         store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
         filters = _filters(request)
@@ -219,6 +227,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
 
     app = Starlette(routes=[
         Route("/", runs), Route("/run/{store:int}/{run_id}", run), Route("/run/{store:int}/{run_id}/samples", samples),
+        Route("/run/{store:int}/{run_id}/progress", progress),
         Route("/run/{store:int}/{run_id}/sample", sample), Route("/compare", compare), Route("/code.css", styles),
         Route("/annotate/{store:int}/{run_id}", annotate), Route("/annotate/{store:int}/{run_id}", save_label, methods=["POST"]),
         Route("/agreement/{store:int}/{run_id}", agreement), Route("/studies", studies),
