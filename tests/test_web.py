@@ -156,6 +156,7 @@ def served(tmp_path):
     import uvicorn
 
     folder, run_id = _store(tmp_path / "runs", samples=120)
+    _store(tmp_path / "runs", samples=120, model="other", passes=lambda i: i < 60)  # a second run to compare with
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(make_app([folder]), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -203,6 +204,18 @@ def test_a_browser_pages_through_filters_and_opens_a_sample_with_no_script_run(s
     assert HOSTILE[0] in page.inner_text("#stdout")  # the hostile text is shown, as text
     assert page.evaluate("window.pwned") is None and not dialogs  # and nothing of it ran
     assert page.query_selector("#injected") is None
+    # compare the two runs from the form
+    page.goto(address + "/compare")
+    options = page.eval_on_selector_all("#compare-a option", "options => options.map(o => o.value)")
+    tiny = next(o for o in options if o.endswith(run_id))
+    other = next(o for o in options if o and o != tiny)
+    page.select_option("#compare-a", tiny)
+    page.select_option("#compare-b", other)
+    with page.expect_navigation():
+        page.click("#compare-go")
+    assert "40 tasks in both; 20 where exactly one run passed: A alone 20, B alone 0" in page.inner_text("main")
+    assert "significant" in page.inner_text("#compare-verdict")
+    assert page.evaluate("window.pwned") is None and not dialogs
 
 
 def test_serve_names_a_folder_without_a_store_in_one_line(tmp_path):
