@@ -350,3 +350,11 @@ def test_a_run_being_written_shows_its_progress_and_refreshes_it(tmp_path):
         store.finish_run(run_id)
     line = client.get(f"/run/0/{run_id}/progress").text
     assert "4 samples, 3 judged" in line and "hx-trigger" not in line  # finished: no more polling
+
+
+def test_every_scheme_label_has_its_whole_help_text():
+    from slmlab.tasks.schemes import schemes
+
+    code = dict(schemes()["code"].labels)
+    assert code["wrong_algorithm"] == "solves another problem, or the approach cannot work"
+    assert all(len(help_text.split()) >= 3 for scheme in schemes().values() for _, help_text in scheme.labels)

@@ -138,7 +138,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         shared = sorted(set(a) & set(b), key=natural_key)
         if not shared:
             return page(request, "compare.html", runs=everything, choices=choices, result=None,
-                        problem="the two runs share no task: compare runs on the same benchmark")  # fmt: skip
+                        problem="the two runs share no judged task: compare runs on the same benchmark, once judged")  # fmt: skip
         verdict = compare_runs(a, b, k=1)
         split = [t for t in shared if any(a[t]) != any(b[t])]
         pairs = [(t, stores.first_sample(a_store, a_run, t, any(a[t])), stores.first_sample(b_store, b_run, t, any(b[t])))

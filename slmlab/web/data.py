@@ -177,7 +177,7 @@ class Stores:
             if passed in (True, 1):
                 counts[1] += n
             elif passed in (False, 0):
-                errors[category or "?"] += n
+                errors[category or verdict] += n  # a failed assertion has no exception class
         if stored_flags is not None:
             flagged.update({name: stored_flags.get(name, {}).get("count", 0) for name in FLAGS})
         else:
