@@ -246,15 +246,18 @@ class Stores:
         """For a capture run's sample: the norm of its mean generated-token activation at every layer
         captured and, where `slmlab probe` kept a margin classifier for the run, the sample's signed
         distance to it (with the medians of the passed and the failed samples, to read it by)."""
-        from slmlab.probe.arrays import activations_dir, read_layout, read_rows
-
         with closing(self.connect(store)) as db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'activations'").fetchone():
                 return None
             found = db.execute("SELECT row FROM activations WHERE run_id = ? AND task_id = ? AND sample_index = ?",
                                (run_id, task_id, index)).fetchone()  # fmt: skip
+        if found is None:
+            return None
+        # Imported here: it brings torch (half a second and 170 MiB), which only capture runs need.
+        from slmlab.probe.arrays import activations_dir, read_layout, read_rows
+
         directory = activations_dir(self.paths[store], run_id)
-        if found is None or not (directory / "layout.json").is_file():
+        if not (directory / "layout.json").is_file():
             return None
         layout = read_layout(directory)
         norms = [(layer, float(np.linalg.norm(read_rows(directory, "generated_mean", layer, [found[0]])[0])))
