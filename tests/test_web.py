@@ -358,3 +358,14 @@ def test_every_scheme_label_has_its_whole_help_text():
     code = dict(schemes()["code"].labels)
     assert code["wrong_algorithm"] == "solves another problem, or the approach cannot work"
     assert all(len(help_text.split()) >= 3 for scheme in schemes().values() for _, help_text in scheme.labels)
+
+
+def test_another_sites_page_cannot_save_labels(tmp_path):
+    folder, run_id = _store(tmp_path / "runs", samples=3)
+    client = TestClient(make_app([folder]))
+    form = {"annotator": "eve", "task": "HumanEval/0", "index": 1, "label": "other"}
+    assert client.post(f"/annotate/0/{run_id}", data=form, headers={"origin": "http://evil.example"}).status_code == 403
+    with Store(folder / "slmlab.db") as store:
+        assert store.annotations(run_id) == []
+    assert client.post(f"/annotate/0/{run_id}", data=form, headers={"origin": "http://testserver"},
+                       follow_redirects=False).status_code == 303  # fmt: skip

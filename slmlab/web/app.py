@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import jinja2
 from pygments import highlight
@@ -61,6 +61,11 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
     def page(request: Request, name: str, **context) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context)
 
+    def the_run(request: Request) -> tuple[int, str, dict | Response]:
+        """(store, run id, the run) named by the URL; a 404 response in place of a run it does not name."""
+        store, run_id = request.path_params["store"], request.path_params["run_id"]
+        return store, run_id, _or_404(lambda: stores.run(store, run_id))
+
     def runs(request: Request) -> HTMLResponse:
         query, kind = request.query_params.get("q", "").strip(), request.query_params.get("kind", "")
         order = request.query_params.get("sort", "created")
@@ -78,22 +83,20 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                     kind=kind, sort=order, writing=any(not r["finished"] for r in found))  # fmt: skip
 
     def run(request: Request) -> Response:
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        found = _or_404(lambda: stores.run(store, run_id))
+        store, run_id, found = the_run(request)
         if isinstance(found, Response):
             return found
         return page(request, "run.html", store=store, run=found, filters=_filters(request))
 
     def progress(request: Request) -> Response:
         """The line that counts a run's samples, polled while the run is being written."""
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        found = _or_404(lambda: stores.run(store, run_id))
+        store, run_id, found = the_run(request)
         if isinstance(found, Response):
             return found
         return page(request, "progress.html", store=store, run=found)
 
     def samples(request: Request) -> Response:
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        store, run_id = request.path_params["store"], request.path_params["run_id"]
         filters = _filters(request)
         try:
             rows, total = stores.samples(store, run_id, filters)
@@ -103,7 +106,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                     filters=filters, pages=max(1, math.ceil(total / PAGE)))  # fmt: skip
 
     def sample(request: Request) -> Response:
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
+        store, run_id = request.path_params["store"], request.path_params["run_id"]
         task, index = request.query_params.get("task", ""), _number(request.query_params.get("index"))
         found = _or_404(lambda: stores.sample(store, run_id, task, index))
         if isinstance(found, Response):
@@ -150,8 +153,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
     def annotate(request: Request) -> Response:
         """One failed sample at a time, the scheme's labels to pick from the keyboard, the automatic
         suggestion pre-selected and marked; a pick is stored and the next sample shown."""
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        found = _or_404(lambda: stores.run(store, run_id))
+        store, run_id, found = the_run(request)
         if isinstance(found, Response):
             return found
         annotator = request.query_params.get("annotator", "").strip()
@@ -169,12 +171,14 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
                     position=position, total=total, mine=mine, suggestion=suggestion)  # fmt: skip
 
     async def save_label(request: Request) -> Response:
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        form = await request.form()
-        annotator, label = str(form.get("annotator", "")), str(form.get("label", ""))
-        found = _or_404(lambda: stores.run(store, run_id))
+        origin = request.headers.get("origin")
+        if origin and urlparse(origin).netloc != request.headers.get("host"):  # another site's page posting here
+            return PlainTextResponse("labels are saved from this app's own pages", status_code=403)
+        store, run_id, found = the_run(request)
         if isinstance(found, Response):
             return found
+        form = await request.form()
+        annotator, label = str(form.get("annotator", "")), str(form.get("label", ""))
         scheme = _scheme(stores, store, found)
         if not _ANNOTATOR.fullmatch(annotator) or label not in scheme.names:
             return PlainTextResponse(f"give an annotator name and one of: {', '.join(scheme.names)}", status_code=400)
@@ -193,8 +197,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
 
     def agreement(request: Request) -> Response:
         """Cohen's kappa of every two annotators on the samples both labelled, and where they differ."""
-        store, run_id = int(request.path_params["store"]), request.path_params["run_id"]
-        found = _or_404(lambda: stores.run(store, run_id))
+        store, run_id, found = the_run(request)
         if isinstance(found, Response):
             return found
         pairs = agreements(stores.labels(store, run_id))
