@@ -62,6 +62,7 @@ def test_the_pages_show_runs_samples_and_hostile_output_as_text(tmp_path):
     failing = client.get(f"/run/0/{run_id}/samples?verdict=failed_assertion&text=return")
     assert "10 samples match" in failing.text  # 15 fail; 5 of them are hostile, not `return`
     assert "1 samples match" in client.get(f"/run/0/{run_id}/samples?flag=truncated").text
+    assert "14 samples match" in client.get(f"/run/0/{run_id}/samples?error=AssertionError").text
     assert "3 samples match" in client.get(f"/run/0/{run_id}/samples?task=HumanEval/2").text
     sample = client.get(f"/run/0/{run_id}/sample", params={"task": "HumanEval/1", "index": 0})
     assert sample.status_code == 200 and 'id="verdict">failed_assertion' in sample.text

@@ -44,8 +44,9 @@ class Filters:
         elif self.verdict:
             clauses.append("json_extract(judgement, '$.verdict') = ?")
             values.append(self.verdict)
-        if self.error:
-            clauses.append("json_extract(judgement, '$.category') = ?")
+        if self.error:  # as the run page counts them: a failure without an exception class under its verdict
+            clauses.append("json_extract(judgement, '$.passed') = 0 AND "
+                           "COALESCE(json_extract(judgement, '$.category'), json_extract(judgement, '$.verdict')) = ?")
             values.append(self.error)
         if self.flag in FLAGS:  # a name of ours, so it may name the JSON path
             clauses.append(f"json_extract(generation, '$.flags.{self.flag}') = 1")
