@@ -11,3 +11,11 @@ class CallFailed(Exception):
     def __init__(self, index: int, error: BaseException):
         super().__init__(f"call {index} failed: {type(error).__name__}: {error}")
         self.index, self.error = index, error
+
+    def user_error(self, what: str, kept: str) -> UserError:
+        """One line for the user: the call's own UserError as it is; otherwise `what` failed, why,
+        and that the finished ones (`kept`) stay, so the same command goes on."""
+        if isinstance(self.error, UserError):
+            return self.error
+        return UserError(f"{what} failed ({type(self.error).__name__}: {self.error}); {kept} are kept: "
+                         "run the same command again to go on")  # fmt: skip

@@ -140,6 +140,15 @@ def sample_order(sample) -> tuple:
     return natural_key(sample.task_id), str(sample.task_id), int(sample.sample_index)
 
 
+def read_annotations(db: sqlite3.Connection, run_id: str) -> list[dict]:
+    """Every label of the run's samples: task_id, sample_index, annotator, label, suggested, created
+    (also through a read-only connection: the web app's)."""
+    rows = db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
+                      "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
+    keys = ("task_id", "sample_index", "annotator", "label", "suggested", "created")
+    return [dict(zip(keys, row, strict=True)) | {"suggested": bool(row[4])} for row in rows]
+
+
 class Store:
     """One SQLite database. Cheap to open; safe to use from one process at a time per run."""
 
@@ -349,11 +358,7 @@ class Store:
                             (run_id, task_id, sample_index, annotator, label, int(suggested), time.time()))  # fmt: skip
 
     def annotations(self, run_id: str) -> list[dict]:
-        """Every label of the run's samples: task_id, sample_index, annotator, label, suggested, created."""
-        rows = self.db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
-                               "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
-        keys = ("task_id", "sample_index", "annotator", "label", "suggested", "created")
-        return [dict(zip(keys, row, strict=True)) | {"suggested": bool(row[4])} for row in rows]
+        return read_annotations(self.db, run_id)
 
     # ---- export ------------------------------------------------------------------------------
     def export_human_eval(self, run_id: str, path: str | Path) -> int:

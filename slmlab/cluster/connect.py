@@ -44,10 +44,15 @@ def connect(address: str | None = None):
         ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                  runtime_env={"env_vars": env} if env else None)  # fmt: skip
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"could not join the Ray cluster at {address or 'this machine'} ({first}): start one with "
+        raise UserError(f"could not join the Ray cluster at {address or 'this machine'} ({headline(error)}): start one with "
                         "`ray start --head`, or leave out --ray-address for one on this machine") from None  # fmt: skip
     return ray
+
+
+def headline(error: BaseException) -> str:
+    """An error in one line: its type and its message's first line (a load error can run on for pages)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _check_reachable(address: str) -> None:

@@ -21,8 +21,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from slmlab.cluster.connect import alive_nodes, describe
-from slmlab.cluster.spread import AllLost, Worker, chunked, spread
+from slmlab.cluster.connect import alive_nodes, describe, headline
+from slmlab.cluster.spread import AllLost, Worker, chunked, close_actors, spread
 from slmlab.errors import UserError
 from slmlab.generate.base import Generation, Request
 from slmlab.generate.params import SamplingParams
@@ -56,7 +56,7 @@ class GeneratorReplica:
         except UserError as error:
             self.error = str(error)
         except Exception as error:  # noqa: BLE001 - told to the driver, which fails the run with it
-            self.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            self.error = headline(error)
 
     def ready(self) -> tuple[str | None, str, int]:
         """(why the model could not be loaded, or None; this replica's node id; its process id)."""
@@ -194,10 +194,5 @@ class ReplicaGenerator:
                          "go to the others")  # fmt: skip
 
     def close(self) -> None:
-        for actor in self.actors:
-            try:
-                self.ray.get(actor.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001, S110 - a lost replica has nothing left to close
-                pass
-            self.ray.kill(actor)
+        close_actors(self.ray, self.actors)
         self.actors = []

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from slmlab.cluster.connect import alive_nodes, connect
-from slmlab.cluster.spread import AllLost, Worker, chunked, spread
+from slmlab.cluster.spread import AllLost, Worker, chunked, close_actors, spread
 from slmlab.errors import UserError
 from slmlab.execute import Executor, Limits
 from slmlab.execute.outcome import Outcome
@@ -102,10 +102,5 @@ class ClusterSandbox:
         return [results[i] for i in range(len(items))]
 
     def close(self) -> None:
-        for actor in self.actors:
-            try:
-                self.ray.get(actor.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001, S110 - a lost node's sandbox went with it
-                pass
-            self.ray.kill(actor)
+        close_actors(self.ray, self.actors)
         self.actors = []

@@ -66,6 +66,16 @@ class _Chunks:
             self.changed.notify_all()
 
 
+def close_actors(ray, actors: list) -> None:
+    """Let each actor free what it holds (an engine's server, a sandbox's workers), then end it."""
+    for actor in actors:
+        try:
+            ray.get(actor.close.remote(), timeout=30)
+        except Exception:  # noqa: BLE001, S110 - a lost actor (its process or node died) has nothing left to close
+            pass
+        ray.kill(actor)
+
+
 def chunked(items: list[Item], size: int) -> list[list[Item]]:
     return [items[i : i + size] for i in range(0, len(items), max(1, size))]
 

@@ -279,10 +279,7 @@ def _train_on_cluster(config: CollapseConfig, corpus_dir: Path, console: Console
         for index, _ in make_executor("ray", config.parallel, config.ray_address).run_each(_train_process, calls):
             console.print(f"trained {config.setups[index].name}")
     except CallFailed as failed:
-        if isinstance(failed.error, UserError):
-            raise failed.error from None
-        raise UserError(f"training {config.setups[failed.index].name} failed ({type(failed.error).__name__}: "
-                        f"{failed.error}); finished setups are kept: run the same command again") from None  # fmt: skip
+        raise failed.user_error(f"training {config.setups[failed.index].name}", "finished setups") from None
 
 
 def run_study(config: CollapseConfig, console: Console) -> CollapseStudy:

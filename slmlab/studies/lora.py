@@ -382,10 +382,7 @@ def _run_trials(config: LoraStudyConfig, trials: list[dict], console: Console) -
         for done, (index, _) in enumerate(make_executor(config.executor, config.parallel, config.ray_address).run_each(_trial_process, calls), 1):
             console.print(f"trial {done}/{len(todo)} done: {_label(todo[index])}")
     except CallFailed as failed:
-        if isinstance(failed.error, UserError):
-            raise failed.error from None
-        raise UserError(f"trial {_label(todo[failed.index])} failed ({type(failed.error).__name__}: {failed.error}); "
-                        "finished trials are kept: run the same command again to go on") from failed.error  # fmt: skip
+        raise failed.user_error(f"trial {_label(todo[failed.index])}", "finished trials") from None
 
 
 def run_study(config: LoraStudyConfig, console: Console) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 
 from slmlab.errors import UserError
 from slmlab.metrics.intervals import wilson
-from slmlab.store import STORE_NAME, natural_key
+from slmlab.store import STORE_NAME, natural_key, read_annotations
 
 PAGE = 50  # samples a page
 _RUN_ID = re.compile(r"\b[a-z][a-z-]*-[0-9a-f]{16}\b")  # how run ids look (slmlab.store.run_key)
@@ -239,9 +239,7 @@ class Stores:
         with closing(self.connect(store)) as db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'annotations'").fetchone():
                 return []
-            rows = db.execute("SELECT task_id, sample_index, annotator, label, suggested, created FROM annotations "
-                              "WHERE run_id = ? ORDER BY task_id, sample_index, annotator", (run_id,)).fetchall()  # fmt: skip
-        return [dict(row) for row in rows]
+            return read_annotations(db, run_id)
 
     def activations(self, store: int, run_id: str, task_id: str, index: int) -> dict | None:
         """For a capture run's sample: the norm of its mean generated-token activation at every layer
