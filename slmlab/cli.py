@@ -218,21 +218,30 @@ def compare_command(
     run_b: Annotated[str, typer.Argument(help="run id (or a unique prefix), or a run's report folder")],
     out: Annotated[Path, typer.Option(help="folder of the run store")] = Path("slmlab-runs"),
     k: Annotated[int, typer.Option(help="compare pass@k")] = 1,
+    subset: Annotated[str, typer.Option(help="the tasks to compare on: all, or syntax-heavy (references "
+                                        "nesting blocks 2 deep, as the bottleneck study cuts them)")] = "all",  # fmt: skip
+    data_dir: Annotated[str | None, typer.Option(help="folder holding mbpp/, for --subset (default: $SLMLAB_DATA)")] = None,
 ) -> None:
     """Paired comparison of two runs on the tasks both contain, with its verdict."""
-    from slmlab.eval.lookup import engine_difference, run_outcomes
+    from slmlab.eval.lookup import engine_difference, run_outcomes, syntax_heavy_tasks
     from slmlab.metrics import compare_runs
 
     if k < 1:
         raise UserError(f"--k must be a positive integer (compare pass@k), not {k}")
-    a_label, a, a_setup = run_outcomes(run_a, out)
-    b_label, b, b_setup = run_outcomes(run_b, out)
-    if not set(a) & set(b):
-        raise UserError(f"runs {a_label} and {b_label} share no task: compare runs on the same benchmark")
-    comparison = compare_runs(a, b, k=k)
-    console.print(f"A: {escape(a_label)}\nB: {escape(b_label)}")
+    if subset not in ("all", "syntax-heavy"):
+        raise UserError(f"--subset must be all or syntax-heavy, not {subset!r}")
+    a, b = run_outcomes(run_a, out), run_outcomes(run_b, out)
+    shared = set(a.by_task) & set(b.by_task)
+    if not shared:
+        raise UserError(f"runs {a.label} and {b.label} share no task: compare runs on the same benchmark")
+    if subset == "syntax-heavy":
+        shared &= syntax_heavy_tasks(a.config, data_dir)
+        if not shared:
+            raise UserError(f"runs {a.label} and {b.label} share no syntax-heavy task: compare them on all tasks")
+    comparison = compare_runs({t: a.by_task[t] for t in shared}, {t: b.by_task[t] for t in shared}, k=k)
+    console.print(f"A: {escape(a.label)}\nB: {escape(b.label)}" + ("\non the syntax-heavy tasks" if subset != "all" else ""))
     console.print(comparison.verdict)
-    difference = engine_difference(a_setup, b_setup)
+    difference = engine_difference(a.setup, b.setup)
     if difference:
         console.print(f"[yellow]{escape(difference)}[/yellow]")
 

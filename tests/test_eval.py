@@ -154,14 +154,19 @@ def test_bad_models_datasets_and_cache_files_get_one_line(tmp_path, tiny_dir):
 
 def test_compare_gives_a_paired_verdict(tmp_path, tiny_dir):
     out = tmp_path / "runs"
-    assert slmlab(*eval_args(tiny_dir, out, "--limit", "4", "--max-new-tokens", "8")).returncode == 0
-    assert slmlab(*eval_args(tiny_dir, out, "--limit", "4", "--max-new-tokens", "8", "--seed", "5",
+    assert slmlab(*eval_args(tiny_dir, out, "--limit", "6", "--max-new-tokens", "8")).returncode == 0
+    assert slmlab(*eval_args(tiny_dir, out, "--limit", "6", "--max-new-tokens", "8", "--seed", "5",
                              "--temperature", "1")).returncode == 0  # fmt: skip
     with sqlite3.connect(out / "slmlab.db") as db:
         a, b = [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY created")]
     done = slmlab("compare", a, b[:12], "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "not significant" in done.stdout and "McNemar" in done.stdout
+    assert "not significant" in done.stdout and "McNemar" in done.stdout and "6 tasks" in done.stdout
+    # minibench/5 is the one syntax-heavy task of the six (its reference nests an `if` in a loop)
+    heavy = slmlab("compare", a, b, "--out", str(out), "--subset", "syntax-heavy")
+    assert heavy.returncode == 0, heavy.stderr
+    assert "on the syntax-heavy tasks" in heavy.stdout and "1 task" in heavy.stdout
+    _one_line_error(slmlab("compare", a, b, "--out", str(out), "--subset", "heavy"), "syntax-heavy")
     listing = slmlab("runs", "--out", str(out))
     assert a in listing.stdout and b in listing.stdout
     _one_line_error(slmlab("compare", a, "eval-nothing", "--out", str(out)), "no run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from slmlab.errors import UserError
 from slmlab.pipeline.summary import RunSummary
@@ -38,9 +39,15 @@ def resolve_run_reference(reference: str, out: Path) -> tuple[Path, str]:
     return Path(out), reference
 
 
-def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]], dict]:
-    """(label, task -> passed per sample, how it was generated) of a run named by id or by its
-    report folder."""
+class RunOutcomes(NamedTuple):
+    label: str
+    by_task: dict[str, list[bool]]  # task -> passed per sample
+    setup: dict  # how its samples were generated
+    config: dict
+
+
+def run_outcomes(reference: str, out: Path) -> RunOutcomes:
+    """The outcomes of a run named by id or by its report folder."""
     out, reference = resolve_run_reference(reference, out)
     with open_store(out) as store:
         run_id = find_run(store, reference)
@@ -50,7 +57,17 @@ def run_outcomes(reference: str, out: Path) -> tuple[str, dict[str, list[bool]],
         raise UserError(
             f"run {run_id} has no executed sample yet: finish it with the same `slmlab eval` command"
         )
-    return f"{run_id} ({describe_config(summary.config)})", summary.by_task, setup
+    return RunOutcomes(f"{run_id} ({describe_config(summary.config)})", summary.by_task, setup, summary.config)
+
+
+def syntax_heavy_tasks(config: dict, data_dir: str | None) -> set[str]:
+    """The ids of the syntax-heavy tasks (slmlab.tasks.structure) of an eval run's benchmark."""
+    from slmlab.tasks import load_benchmark
+    from slmlab.tasks.structure import is_syntax_heavy
+
+    if "benchmark" not in config:
+        raise UserError("--subset syntax-heavy needs eval runs (a benchmark's tasks); compare these on all tasks")
+    return {task.task_id for task in load_benchmark(config["benchmark"], data_dir) if is_syntax_heavy(task)}
 
 
 def engine_difference(a: dict, b: dict) -> str | None:
