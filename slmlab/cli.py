@@ -231,14 +231,16 @@ def compare_command(
     if subset not in ("all", "syntax-heavy"):
         raise UserError(f"--subset must be all or syntax-heavy, not {subset!r}")
     a, b = run_outcomes(run_a, out), run_outcomes(run_b, out)
-    shared = set(a.by_task) & set(b.by_task)
-    if not shared:
+    if not set(a.by_task) & set(b.by_task):
         raise UserError(f"runs {a.label} and {b.label} share no task: compare runs on the same benchmark")
-    if subset == "syntax-heavy":
-        shared &= syntax_heavy_tasks(a.config, data_dir)
-        if not shared:
+    tasks_a, tasks_b = a.by_task, b.by_task
+    if subset == "syntax-heavy":  # each run cut to the subset, so tasks only one run has are still said
+        heavy = syntax_heavy_tasks(a.config, data_dir)
+        tasks_a = {t: v for t, v in tasks_a.items() if t in heavy}
+        tasks_b = {t: v for t, v in tasks_b.items() if t in heavy}
+        if not set(tasks_a) & set(tasks_b):
             raise UserError(f"runs {a.label} and {b.label} share no syntax-heavy task: compare them on all tasks")
-    comparison = compare_runs({t: a.by_task[t] for t in shared}, {t: b.by_task[t] for t in shared}, k=k)
+    comparison = compare_runs(tasks_a, tasks_b, k=k)
     console.print(f"A: {escape(a.label)}\nB: {escape(b.label)}" + ("\non the syntax-heavy tasks" if subset != "all" else ""))
     console.print(comparison.verdict)
     difference = engine_difference(a.setup, b.setup)
