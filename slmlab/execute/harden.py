@@ -125,21 +125,16 @@ def _static_limits(limits: Limits) -> dict:
 RLimits = list[tuple[int, int, int]]  # (resource, soft, hard) for setrlimit
 
 
-def rlimit_settings(limits: Limits, nproc_base: int | None = 0, static: bool = True) -> RLimits:
+def rlimit_settings(limits: Limits, nproc_base: int = 0, static: bool = True) -> RLimits:
     """The rlimits of a sandboxed process, clamped where this process cannot
     raise a hard limit (a forked child has the same limits, so its forker can compute them).
 
-    nproc_base None: leave RLIMIT_NPROC alone (it counts every process of the uid, so bwrap sets up
-    its namespaces first and the runner inside applies the cap). static False: the limits that are
-    the same for every sample were set once in the forking worker already (apply_once)."""
+    static False: the limits that are the same for every sample were set once in the forking worker
+    already (apply_once)."""
     settings = {resource.RLIMIT_CPU: (limits.cpu_s, limits.cpu_s + 1)}
     if static:
         settings.update(_static_limits(limits))
-    if nproc_base is not None:
-        settings[resource.RLIMIT_NPROC] = (
-            nproc_base + limits.max_processes,
-            nproc_base + limits.max_processes,
-        )
+    settings[resource.RLIMIT_NPROC] = (nproc_base + limits.max_processes, nproc_base + limits.max_processes)
     root = os.geteuid() == 0
     triples = []
     for which, (soft, hard) in settings.items():
@@ -149,6 +144,18 @@ def rlimit_settings(limits: Limits, nproc_base: int | None = 0, static: bool = T
                 soft, hard = min(soft, current_hard), min(hard, current_hard)
         triples.append((which, soft, hard))
     return triples
+
+
+# The limits that bwrap's runner applies itself, once inside: RLIMIT_NPROC counts every process of
+# the uid, so bwrap sets up its namespaces first; the open-files cap comes after the runner has opened
+# a Landlock descriptor per entry of the site-packages it may read (225 entries, with Ray installed,
+# did not fit under 256, and every sample failed to start).
+SET_INSIDE_BWRAP = (resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE)
+
+
+def bwrap_rlimits(limits: Limits) -> RLimits:
+    """The rlimits bwrap itself starts under: all but SET_INSIDE_BWRAP, which its runner applies."""
+    return [limit for limit in rlimit_settings(limits) if limit[0] not in SET_INSIDE_BWRAP]
 
 
 def apply_rlimits(settings: RLimits) -> None:

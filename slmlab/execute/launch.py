@@ -15,7 +15,6 @@ import functools
 import json
 import marshal
 import os
-import resource
 import sys
 import warnings
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from slmlab.execute.harden import (
     apply_once,
     apply_rlimits,
     become_subreaper,
+    bwrap_rlimits,
     child_rlimits,
     harden,
     prepare,
@@ -324,12 +324,7 @@ class Launcher:
         with open(payload_path, "w", encoding="utf-8") as f:
             json.dump(run_payload, f)
 
-        rlimits = rlimit_settings(limits, None if self.config.tier == "bwrap" else hardening.nproc_base)
-        if self.config.tier == "bwrap":
-            # The runner inside sets the open-files cap itself, after opening a Landlock rule's
-            # descriptor per entry of the site-packages it may read: 225 entries (with Ray installed)
-            # did not fit under the cap of 256, and every sample failed to start.
-            rlimits = [limit for limit in rlimits if limit[0] != resource.RLIMIT_NOFILE]
+        rlimits = bwrap_rlimits(limits) if self.config.tier == "bwrap" else rlimit_settings(limits, hardening.nproc_base)
 
         procs = slot.group.procs_files() if slot.group else []
 

@@ -481,6 +481,7 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         runs = _view_runs(config, store, gen_run, tasks, sorted(needed), needed, model, console)
         by_id = {task.task_id: task for task in tasks}
         records = {b: _records(store, runs[b], by_id, b, config.match) for b in sorted(needed)}
+        stored = stored_labels(store, {b: runs[b] for b in config.annotation_samples}) if "2-analyze" in phases else []
     first = {b: [r for r in rs if r["sample_index"] == 0] for b, rs in records.items()}
     name = config.label
     if "1" in phases:
@@ -514,8 +515,6 @@ def run_study(config: BudgetStudyConfig, phase: str, console: Console) -> dict:
         study["phase2_sheets"] = [{"path": str(p), "rows": n, "written": w} for p, n, w in sheets]
     if "2-analyze" in phases:
         correct_at = {b: {str(r["problem_id"]) for r in first[b] if r["correct"]} for b in config.budgets}
-        with Store(out / "store" / STORE_NAME) as store:
-            stored = stored_labels(store, {b: runs[b] for b in config.annotation_samples})
         rows = with_stored_labels(read_sheets(annotations, required=not stored), stored)
         study["phase2"] = analyze_sheets(rows, correct_at)
         study["phase2"]["from_store"] = len(stored)

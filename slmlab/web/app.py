@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 
 from slmlab.store import Store, natural_key
 from slmlab.tasks.schemes import scheme_for, suggest
-from slmlab.web.data import FLAGS, PAGE, Filters, Stores
+from slmlab.web.data import PAGE, Filters, Stores, raised_flags
 
 HERE = Path(__file__).parent
 TOKEN_COOKIE = "slmlab_token"
@@ -120,7 +120,7 @@ def make_app(folders: list[str | Path], token: str | None = None) -> Starlette:
         return page(request, "sample.html", store=store, run_id=run_id, sample=found, judgement=judgement,
                     detail=detail if isinstance(detail, dict) else {"detail": detail},
                     completion_html=_code(found["completion"], mark=mark), failed_line=line, marked=mark,
-                    flags=[f for f in FLAGS if (found["generation"].get("flags") or {}).get(f) is True],
+                    flags=raised_flags(found["generation"]),
                     activations=stores.activations(store, run_id, task, index))  # fmt: skip
 
     def compare(request: Request) -> Response:

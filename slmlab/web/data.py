@@ -20,12 +20,12 @@ import numpy as np
 
 from slmlab.errors import UserError
 from slmlab.metrics.intervals import wilson
+from slmlab.pipeline.summary import QUALITY_FLAGS as FLAGS
 from slmlab.store import STORE_NAME, natural_key, read_annotations
 
 PAGE = 50  # samples a page
 _RUN_ID = re.compile(r"\b[a-z][a-z-]*-[0-9a-f]{16}\b")  # how run ids look (slmlab.store.run_key)
 _TITLE = re.compile(r"<title>(.*?)</title>", re.S)
-FLAGS = ("empty", "truncated", "repetitive", "mode_collapse")  # the yes/no quality flags of a generation
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,11 @@ class Stores:
                 "judgement": judgement}  # fmt: skip
 
 
+def raised_flags(generation: dict) -> list[str]:
+    """The quality flags a generation raised."""
+    return [f for f in FLAGS if (generation.get("flags") or {}).get(f) is True]
+
+
 def _summary_row(row: sqlite3.Row) -> dict:
     generation = json.loads(row["generation"])
     judgement = json.loads(row["judgement"]) if row["judgement"] else None
@@ -293,5 +298,5 @@ def _summary_row(row: sqlite3.Row) -> dict:
             "verdict": judgement["verdict"] if judgement else "unjudged",
             "passed": judgement.get("passed") if judgement else None,
             "category": (judgement or {}).get("category") or "",
-            "flags": [f for f in FLAGS if (generation.get("flags") or {}).get(f) is True],
+            "flags": raised_flags(generation),
             "tokens": generation.get("tokens"), "finish_reason": generation.get("finish_reason", "")}  # fmt: skip
